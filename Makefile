@@ -1,0 +1,37 @@
+# zonevault: the commands a newcomer and CI use.
+#   make demo   the appliance's main job end to end, on a software TPM
+#   make test   fmt check, clippy -D warnings, every test
+#   make bench  benchmarks against baselines (release build)
+
+CARGO ?= cargo
+export TSS2_LOG ?= all+none
+
+.PHONY: deps build release test demo demo-stop bench fmt clippy clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+release: deps
+	$(CARGO) build --release --workspace --bins
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps fmt clippy build
+	$(CARGO) test --workspace --no-fail-fast
+
+demo: build
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo-stop.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf demo
