@@ -1,1 +1,129 @@
-//! (in progress)
+//! Who may call what: deny-by-default authorization as one table.
+//!
+//! [`RULES`] is the whole policy at route level. A request is allowed only if
+//! a row names its method, its matched axum route pattern and the caller's
+//! role; everything else, unknown routes included, is denied. Finer checks
+//! that need the request's data (grants, "analyst only for its own entries")
+//! live in the handlers and are marked in the table's comments and in
+//! [`ANALYST_OWN_ENTRIES_ONLY`].
+
+use axum::http::Method;
+
+use crate::identity::Role;
+use Role::{Analyst, Operator, Provider, Regulator};
+
+const ALL: &[Role] = &[Operator, Regulator, Provider, Analyst];
+const SUPERVISORS: &[Role] = &[Operator, Regulator];
+const SUPERVISORS_AND_ANALYST: &[Role] = &[Operator, Regulator, Analyst];
+
+/// The authorization table: (method, axum route pattern, roles allowed).
+#[rustfmt::skip]
+pub const RULES: &[(Method, &str, &[Role])] = &[
+    (Method::GET,  "/v1/health",                   ALL),
+    (Method::GET,  "/metrics",                     SUPERVISORS),
+    (Method::GET,  "/v1/openapi.json",             ALL),
+    (Method::GET,  "/v1/ledger/checkpoint",        SUPERVISORS),
+    (Method::GET,  "/v1/ledger/entries",           SUPERVISORS),
+    (Method::GET,  "/v1/ledger/proof/inclusion",   SUPERVISORS_AND_ANALYST), // analyst: own entries only, checked in handler
+    (Method::GET,  "/v1/ledger/proof/consistency", SUPERVISORS_AND_ANALYST), // analyst: own entries only, checked in handler
+    (Method::GET,  "/v1/ledger/key",               SUPERVISORS),
+    (Method::POST, "/v1/ledger/hash",              SUPERVISORS),
+];
+
+/// Routes where [`RULES`] admits an analyst but the handler must further
+/// restrict the answer to ledger entries recorded for that analyst.
+pub const ANALYST_OWN_ENTRIES_ONLY: &[&str] =
+    &["/v1/ledger/proof/inclusion", "/v1/ledger/proof/consistency"];
+
+/// The outcome of [`authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A rule admits the caller.
+    Allow,
+    /// No rule admits the caller.
+    Deny(DenyReason),
+}
+
+/// Why a request was denied; recorded in the ledger, never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// No rule exists for this method and route.
+    NoRule,
+    /// A rule exists but does not list the caller's role.
+    RoleNotAllowed(Role),
+}
+
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DenyReason::NoRule => f.write_str("no authorization rule for method and route"),
+            DenyReason::RoleNotAllowed(role) => write!(f, "role {role} not allowed on route"),
+        }
+    }
+}
+
+/// Decides whether `role` may call `method` on `matched_route` (the axum
+/// route pattern, e.g. from `MatchedPath`, not the raw request path).
+pub fn authorize(method: &Method, matched_route: &str, role: Role) -> Decision {
+    let rule = RULES
+        .iter()
+        .find(|(m, route, _)| m == method && *route == matched_route);
+    match rule {
+        None => Decision::Deny(DenyReason::NoRule),
+        Some((_, _, roles)) if roles.contains(&role) => Decision::Allow,
+        Some(_) => Decision::Deny(DenyReason::RoleNotAllowed(role)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_open_to_every_role() {
+        for role in Role::ALL {
+            assert_eq!(authorize(&Method::GET, "/v1/health", role), Decision::Allow);
+        }
+    }
+
+    #[test]
+    fn metrics_only_for_supervisors() {
+        assert_eq!(authorize(&Method::GET, "/metrics", Regulator), Decision::Allow);
+        assert_eq!(
+            authorize(&Method::GET, "/metrics", Analyst),
+            Decision::Deny(DenyReason::RoleNotAllowed(Analyst))
+        );
+        assert!(matches!(authorize(&Method::GET, "/metrics", Provider), Decision::Deny(_)));
+    }
+
+    #[test]
+    fn ledger_routes() {
+        let proof = "/v1/ledger/proof/inclusion";
+        assert_eq!(authorize(&Method::GET, proof, Analyst), Decision::Allow);
+        assert!(matches!(authorize(&Method::GET, proof, Provider), Decision::Deny(_)));
+        let entries = "/v1/ledger/entries";
+        assert!(matches!(authorize(&Method::GET, entries, Analyst), Decision::Deny(_)));
+        assert_eq!(authorize(&Method::POST, "/v1/ledger/hash", Regulator), Decision::Allow);
+    }
+
+    #[test]
+    fn unknown_route_and_wrong_method_are_denied() {
+        let deny = Decision::Deny(DenyReason::NoRule);
+        assert_eq!(authorize(&Method::GET, "/v1/nope", Operator), deny);
+        assert_eq!(authorize(&Method::DELETE, "/v1/health", Operator), deny);
+        assert_eq!(authorize(&Method::GET, "/v1/ledger/hash", Regulator), deny);
+        assert_eq!(authorize(&Method::GET, "/v1/health/", Operator), deny);
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, (m, route, roles)) in RULES.iter().enumerate() {
+            assert!(!roles.is_empty(), "{route}: a rule with no roles is dead");
+            let dup = RULES[i + 1..].iter().any(|(m2, r2, _)| m2 == m && r2 == route);
+            assert!(!dup, "{m} {route} appears twice");
+        }
+        for route in ANALYST_OWN_ENTRIES_ONLY {
+            assert_eq!(authorize(&Method::GET, route, Analyst), Decision::Allow);
+        }
+    }
+}

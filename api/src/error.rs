@@ -1,1 +1,237 @@
-//! (in progress)
+//! The one error type every handler returns.
+//!
+//! Each [`ApiError`] variant maps to a fixed HTTP status and a fixed public
+//! message. Internal detail (why access was denied, which I/O call failed)
+//! goes to `tracing` and, through [`ApiError::detail`], to the audit ledger;
+//! it never reaches the response body. The only caller-visible specifics are
+//! those of [`ApiError::BadRequest`], which describe the caller's own input.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::authz::DenyReason;
+use crate::identity::IdentityError;
+
+/// An error answered to an API caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No usable client certificate reached the handler (401).
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// The caller is known but not allowed (403). `reason` is internal.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why, for the log and the ledger only.
+        reason: String,
+    },
+    /// No such resource or route (404).
+    #[error("not found")]
+    NotFound,
+    /// The caller's input is wrong (400); `field` and `problem` are public.
+    #[error("bad request: {field}: {problem}")]
+    BadRequest {
+        /// The offending field, e.g. `tree_size`.
+        field: String,
+        /// What is wrong with it, in words meant for the caller.
+        problem: String,
+    },
+    /// The request body exceeds the limit (413).
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// The request conflicts with the current state (409). `reason` is internal.
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// Why, for the log and the ledger only.
+        reason: String,
+    },
+    /// The audit ledger could not record the request, so no data is
+    /// released (503). `detail` is internal.
+    #[error("ledger unavailable: {detail}")]
+    LedgerUnavailable {
+        /// What failed, for the log only.
+        detail: String,
+    },
+    /// Anything else (500). `detail` is internal.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// What failed, for the log only.
+        detail: String,
+    },
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A 500 carrying internal detail for the log.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal { detail: detail.to_string() }
+    }
+
+    /// A 503 because the ledger could not be written.
+    pub fn ledger_unavailable(detail: impl std::fmt::Display) -> Self {
+        ApiError::LedgerUnavailable { detail: detail.to_string() }
+    }
+
+    /// A 400 naming the caller's field and what is wrong with it.
+    pub fn bad_request(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ApiError::BadRequest { field: field.into(), problem: problem.into() }
+    }
+
+    /// The fixed HTTP status of this variant.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::LedgerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The fixed machine-readable code of this variant.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::LedgerUnavailable { .. } => "ledger_unavailable",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    /// The fixed public message of this variant.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "a valid client certificate is required",
+            ApiError::Forbidden { .. } => "the caller is not allowed to do this",
+            ApiError::NotFound => "no such resource",
+            ApiError::BadRequest { .. } => "the request is invalid",
+            ApiError::PayloadTooLarge => "the request body is too large",
+            ApiError::Conflict { .. } => "the request conflicts with the current state",
+            ApiError::LedgerUnavailable { .. } => {
+                "the audit ledger is unavailable; no data was released"
+            }
+            ApiError::Internal { .. } => "internal error",
+        }
+    }
+
+    /// The full internal description, for the log and the audit ledger.
+    pub fn detail(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), detail = %self, "request failed");
+        } else {
+            tracing::info!(code = self.code(), detail = %self, "request refused");
+        }
+        let (field, problem) = match &self {
+            ApiError::BadRequest { field, problem } => (Some(field.as_str()), Some(problem.as_str())),
+            _ => (None, None),
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.public_message(),
+            field,
+            problem,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        ApiError::Forbidden { reason: e.to_string() }
+    }
+}
+
+impl From<DenyReason> for ApiError {
+    fn from(r: DenyReason) -> Self {
+        ApiError::Forbidden { reason: r.to_string() }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn render(e: ApiError) -> (StatusCode, serde_json::Value, String) {
+        let resp = e.into_response();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        (status, serde_json::from_str(&text).unwrap(), text)
+    }
+
+    const SECRET: &str = "sk_live_5f3c9a0d key=/data/sealed/master.blob";
+
+    #[tokio::test]
+    async fn internal_detail_never_reaches_the_body() {
+        let cases = [
+            ApiError::Forbidden { reason: SECRET.into() },
+            ApiError::Conflict { reason: SECRET.into() },
+            ApiError::ledger_unavailable(SECRET),
+            ApiError::internal(SECRET),
+        ];
+        for e in cases {
+            let expected_status = e.status();
+            let (status, json, text) = render(e).await;
+            assert_eq!(status, expected_status);
+            assert!(!text.contains("sk_live"), "{text}");
+            assert!(!text.contains("master.blob"), "{text}");
+            assert!(json.get("field").is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_and_codes_are_fixed() {
+        let (s, json, _) = render(ApiError::Unauthenticated).await;
+        assert_eq!((s, json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+        let (s, _, _) = render(ApiError::NotFound).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = render(ApiError::PayloadTooLarge).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        let (s, json, _) = render(ApiError::ledger_unavailable("disk full")).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json["message"], "the audit ledger is unavailable; no data was released");
+    }
+
+    #[tokio::test]
+    async fn bad_request_names_field_and_problem() {
+        let (s, json, _) = render(ApiError::bad_request("tree_size", "must be >= index + 1")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(json["field"], "tree_size");
+        assert_eq!(json["problem"], "must be >= index + 1");
+        assert_eq!(json["error"], "bad_request");
+    }
+
+    #[test]
+    fn identity_errors_become_403_with_internal_reason() {
+        let e = ApiError::from(IdentityError::NoUriSan);
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        assert!(e.detail().contains("no URI SAN"));
+    }
+}

@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn accepts_well_formed_ids() {
         for s in ["a", "0", "zone-1", "ds_2024-q1", &"a".repeat(MAX_ID_LEN)] {
-            assert_eq!(s.parse::<DatasetId>().map(|d| d.to_string()), Ok(s.to_owned()));
+            assert_eq!(
+                s.parse::<DatasetId>().map(|d| d.to_string()),
+                Ok(s.to_owned())
+            );
             assert!(s.parse::<ZoneId>().is_ok(), "{s}");
         }
     }
@@ -150,10 +153,7 @@ mod tests {
             assert!(s.parse::<DatasetId>().is_err(), "accepted {s:?}");
             assert!(s.parse::<ZoneId>().is_err(), "accepted {s:?}");
         }
-        assert_eq!(
-            "".parse::<ZoneId>(),
-            Err(IdError::Empty { kind: "zone" })
-        );
+        assert_eq!("".parse::<ZoneId>(), Err(IdError::Empty { kind: "zone" }));
         assert_eq!(
             "a".repeat(MAX_ID_LEN + 1).parse::<DatasetId>(),
             Err(IdError::TooLong {

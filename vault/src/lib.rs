@@ -1,7 +1,15 @@
-//! The data plane of zonevault (stub, being filled in).
+//! The data plane of zonevault: the key hierarchy, the encrypted catalog
+//! and dataset files, recovery shares, and the audit ledger.
+//!
+//! What it never does: open a socket, write a key to disk in clear (keys
+//! reach disk only sealed by the TPM, wrapped under another key, or as
+//! passphrase-encrypted recovery shares), or put key bytes in an error or a
+//! `Debug` string. Secrets zeroize on drop and are exposed only through
+//! narrowly named methods.
 pub mod catalog;
 pub mod datadir;
 pub mod dataset_file;
+pub mod ids;
 pub mod keys;
 pub mod ledger;
 pub mod recovery;

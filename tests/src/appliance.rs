@@ -1,0 +1,327 @@
+//! A whole appliance for end-to-end tests: the real `zonevault` binary, its
+//! own swtpm, a demo PKI, a data directory and, on demand, a running mTLS
+//! server on a free loopback port. Everything lives in one temporary
+//! directory and every process is stopped when the [`Appliance`] drops.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::Swtpm;
+
+/// The trust domain of the test PKI.
+pub const TRUST_DOMAIN: &str = "test.zonevault";
+/// Passphrases of the three test custodians, one per line.
+pub const PASSPHRASES: [&str; 3] = [
+    "first-custodian-secret",
+    "second-custodian-secret",
+    "third-custodian-secret",
+];
+
+/// The `zonevault` binary under test: `$ZONEVAULT_BIN`, or the workspace's
+/// debug build (run `cargo build` first; `make test` does).
+pub fn zonevault_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ZONEVAULT_BIN") {
+        return PathBuf::from(bin);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let bin = target.join("debug").join("zonevault");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build --bins)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `zonevault ARGS` to completion.
+pub fn zonevault(args: &[&str]) -> Output {
+    Command::new(zonevault_bin())
+        .args(args)
+        .env("TSS2_LOG", "all+none")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run zonevault: {e}"))
+}
+
+/// Runs `zonevault ARGS` and panics with its output unless it succeeded.
+pub fn zonevault_ok(args: &[&str]) -> String {
+    let out = zonevault(args);
+    assert!(
+        out.status.success(),
+        "zonevault {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Every file under `dir` with its bytes, for byte-identical comparisons.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read file");
+                files.insert(path.strip_prefix(dir).expect("prefix").to_owned(), bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Does any file under `dir` contain `needle`?
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// One appliance under test.
+pub struct Appliance {
+    /// The temporary directory holding everything.
+    pub dir: tempfile::TempDir,
+    /// Its TPM.
+    pub tpm: Swtpm,
+    server: Option<Child>,
+    port: u16,
+}
+
+impl Appliance {
+    /// A fresh TPM and a demo PKI with one certificate per role; not initialized.
+    pub fn new() -> Appliance {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tpm = Swtpm::start(&dir.path().join("tpm-state"));
+        let app = Appliance {
+            dir,
+            tpm,
+            server: None,
+            port: 0,
+        };
+        app.make_pki();
+        std::fs::write(app.passphrase_file(), PASSPHRASES.join("\n") + "\n").expect("write");
+        app
+    }
+
+    fn make_pki(&self) {
+        let ca = self.path("pki/ca");
+        zonevault_ok(&[
+            "pki",
+            "init-ca",
+            "--out",
+            s(&ca),
+            "--trust-domain",
+            TRUST_DOMAIN,
+        ]);
+        let server = self.path("pki/server");
+        zonevault_ok(&[
+            "pki",
+            "issue-server",
+            "--ca",
+            s(&ca),
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            s(&server),
+        ]);
+        for (role, org, person) in [
+            ("operator", "zone-op", "alice"),
+            ("regulator", "bjeit", "bob"),
+            ("provider", "bureau-x", "dave"),
+            ("analyst", "partner-a", "carol"),
+        ] {
+            let out = self.path(&format!("pki/{role}"));
+            zonevault_ok(&[
+                "pki",
+                "issue",
+                "--ca",
+                s(&ca),
+                "--role",
+                role,
+                "--org",
+                org,
+                "--person",
+                person,
+                "--out",
+                s(&out),
+            ]);
+        }
+    }
+
+    /// A path inside the appliance's temporary directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// The file holding the custodians' passphrases.
+    pub fn passphrase_file(&self) -> PathBuf {
+        self.path("passphrases.txt")
+    }
+
+    /// `zonevault init` with 3 shares, threshold 2, sealed to `pcrs`.
+    pub fn init(&self, pcrs: &str) -> String {
+        zonevault_ok(
+            &self
+                .init_args(pcrs)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The arguments of [`Appliance::init`], for tests that vary them.
+    pub fn init_args(&self, pcrs: &str) -> Vec<String> {
+        [
+            "init",
+            "--data-dir",
+            s(&self.data_dir()),
+            "--tpm",
+            &self.tpm.tcti(),
+            "--pcrs",
+            pcrs,
+            "--recovery-shares",
+            "3",
+            "--recovery-threshold",
+            "2",
+            "--recovery-out",
+            s(&self.path("recovery")),
+            "--recovery-passphrases",
+            s(&self.passphrase_file()),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    }
+
+    /// Writes the server configuration for `port` and returns its path.
+    pub fn write_config(&self, port: u16, extra: &str) -> PathBuf {
+        let config = format!(
+            "data_dir = \"data\"\ntpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             trust_domain = \"{TRUST_DOMAIN}\"\n{extra}\n[tls]\ncert = \"pki/server/cert.pem\"\n\
+             key = \"pki/server/key.pem\"\nclient_ca = \"pki/ca/cert.pem\"\n",
+            self.tpm.tcti()
+        );
+        let path = self.path("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        path
+    }
+
+    /// Starts `zonevault serve` and waits until it accepts connections.
+    /// Returns its output instead if it exits first.
+    pub fn start_server(&mut self) -> Result<u16, Output> {
+        self.port = free_port();
+        let config = self.write_config(self.port, "");
+        let child = Command::new(zonevault_bin())
+            .args(["serve", "--config", s(&config)])
+            .env("TSS2_LOG", "all+none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zonevault serve");
+        self.server = Some(child);
+        self.wait_listening()
+    }
+
+    fn wait_listening(&mut self) -> Result<u16, Output> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let child = self.server.as_mut().expect("server started");
+            if child.try_wait().expect("try_wait").is_some() {
+                let child = self.server.take().expect("server");
+                return Err(child.wait_with_output().expect("output"));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(self.port);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "zonevault serve did not listen on port {} within 30 s",
+            self.port
+        );
+    }
+
+    /// Stops the server (SIGKILL when `kill9`, else SIGTERM) and waits.
+    pub fn stop_server(&mut self, kill9: bool) {
+        if let Some(mut child) = self.server.take() {
+            let signal = if kill9 { libc::SIGKILL } else { libc::SIGTERM };
+            // unsafe code is forbidden in the workspace, so kill(1) sends it.
+            send_signal(child.id(), signal);
+            let _ = child.wait();
+        }
+    }
+
+    /// `curl` as `role` (a directory under pki/) to `path`; returns
+    /// (HTTP status, body). Status 0 means the connection or handshake failed.
+    pub fn curl(&self, role: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let url = format!("https://127.0.0.1:{}{path}", self.port);
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+            .args(["--cacert", s(&self.path("pki/ca/cert.pem"))]);
+        if role != "none" {
+            cmd.args(["--cert", s(&self.path(&format!("pki/{role}/cert.pem")))])
+                .args(["--key", s(&self.path(&format!("pki/{role}/key.pem")))]);
+        }
+        if let Some(body) = body {
+            cmd.args([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                body,
+            ]);
+        }
+        let out = cmd.arg(url).output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+}
+
+impl Default for Appliance {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.stop_server(true);
+    }
+}
+
+fn send_signal(pid: u32, signal: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A path as `&str` (test paths are always UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}

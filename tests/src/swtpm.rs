@@ -1,0 +1,193 @@
+//! A software TPM (`swtpm`) per test, on a free loopback port pair.
+//!
+//! Owns the swtpm process: picks ports, starts it under `setsid` so its PID is
+//! its own process group, waits until it accepts connections, and kills that
+//! group on [`Swtpm::stop`] or drop. The state directory belongs to the
+//! caller, so a TPM can be stopped and started again with the same seeds.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use crate::wiretap::WireTap;
+
+/// How many port pairs [`Swtpm::start`] tries before giving up.
+const START_ATTEMPTS: usize = 20;
+/// How long one start waits for swtpm to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Swtpm::stop`] waits after SIGTERM before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Is the `swtpm` binary on `PATH`? Tests that need a TPM skip without it.
+pub fn tpm_available() -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join("swtpm").is_file()))
+        .unwrap_or(false)
+}
+
+/// A running swtpm listening on `127.0.0.1:port` (commands) and
+/// `127.0.0.1:port+1` (control).
+pub struct Swtpm {
+    child: Option<Child>,
+    port: u16,
+    state_dir: PathBuf,
+}
+
+impl Swtpm {
+    /// Starts swtpm with its state in `state_dir` (created if missing).
+    ///
+    /// Panics if swtpm cannot be started: this is test harness code, and a
+    /// test without its TPM has nothing better to do.
+    pub fn start(state_dir: &Path) -> Swtpm {
+        std::fs::create_dir_all(state_dir)
+            .unwrap_or_else(|e| panic!("create swtpm state dir {}: {e}", state_dir.display()));
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port_pair();
+            let mut child = spawn(state_dir, port);
+            if wait_ready(&mut child, port) {
+                return Swtpm {
+                    child: Some(child),
+                    port,
+                    state_dir: state_dir.to_path_buf(),
+                };
+            }
+            terminate(&mut child);
+        }
+        panic!("swtpm did not start after {START_ATTEMPTS} attempts");
+    }
+
+    /// The TCTI configuration string for this TPM.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// The command port (the control port is `port() + 1`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The state directory this TPM was started with.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// Stops the TPM (idempotent). Its state stays in the state directory.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port `P` such that `P` and `P + 1` were both free on 127.0.0.1.
+pub(crate) fn free_port_pair() -> u16 {
+    loop {
+        let Ok(first) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) else {
+            continue;
+        };
+        let Ok(addr) = first.local_addr() else {
+            continue;
+        };
+        let port = addr.port();
+        if port == u16::MAX {
+            continue;
+        }
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn spawn(state_dir: &Path, port: u16) -> Child {
+    // `setsid` execs swtpm directly (our child is not a group leader), so the
+    // child's PID is swtpm's PID and its own process group.
+    Command::new("setsid")
+        .arg("swtpm")
+        .args(["socket", "--tpm2"])
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state_dir.display()))
+        .args(["--flags", "not-need-init,startup-clear"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn setsid swtpm: {e}"))
+}
+
+/// Waits until both ports accept connections; false if swtpm exited first
+/// (typically a port taken in the meantime) or the timeout passed.
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
+        if accepts(port + 1) && accepts(port) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn accepts(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// SIGTERM to the child's process group, then SIGKILL if it lingers; reaps it.
+fn terminate(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args(["-s", "TERM", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_restarts_and_stops() {
+        if !tpm_available() {
+            eprintln!("swtpm not installed; skipping");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut tpm = Swtpm::start(dir.path());
+        let port = tpm.port();
+        assert!(accepts(port));
+        assert_eq!(tpm.tcti(), format!("swtpm:host=127.0.0.1,port={port}"));
+        tpm.stop();
+        tpm.stop();
+        let again = Swtpm::start(dir.path());
+        assert!(accepts(again.port()));
+    }
+}

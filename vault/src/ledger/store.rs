@@ -1,0 +1,468 @@
+//! The on-disk ledger: `<data-dir>/ledger/`.
+//!
+//! `entries.log` is a sequence of records, each
+//! `[u32 big-endian length n][n entry bytes][32-byte leaf hash SHA-256(0x00 ‖ entry)]`,
+//! nothing else (no header). A record whose bytes stop before its end is a
+//! torn write; a record whose stored hash does not match its bytes is
+//! damaged. `checkpoints` holds the latest signed checkpoint note, replaced
+//! atomically (temp file, fsync, rename, directory fsync).
+//! `checkpoints.log` is an append-only history of notes, each framed as
+//! `[u32 big-endian length][note bytes]`; it is only used to locate which
+//! entries changed when the tree no longer matches the latest checkpoint.
+//!
+//! At open, a damaged or torn *final* record (or a tail of zeros) that lies
+//! beyond the last signed checkpoint is cut off: nothing acknowledged can be
+//! there, because acknowledgement waits for fdatasync. Anything else is
+//! tampering and the ledger refuses to open.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::checkpoint::{Checkpoint, NoteVerifier};
+use super::merkle::{leaf_hash, Hash, MerkleTree};
+use super::LedgerError;
+
+/// The largest entry the ledger accepts (16 MiB).
+pub const MAX_ENTRY_LEN: usize = 16 << 20;
+/// Bytes of framing around each entry: length prefix and leaf hash.
+pub const RECORD_OVERHEAD: usize = 4 + 32;
+
+/// File operations the writer needs, so tests can inject failures.
+pub trait LogFile: Send {
+    /// Appends all of `buf`.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// `fdatasync`.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl LogFile for File {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(self, buf)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// Appends the framed record for `entry` to `out` and returns its leaf hash.
+pub fn encode_record(entry: &[u8], out: &mut Vec<u8>) -> Hash {
+    let hash = leaf_hash(entry);
+    // Callers reject entries over MAX_ENTRY_LEN, so the length fits in u32.
+    out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+    out.extend_from_slice(entry);
+    out.extend_from_slice(&hash);
+    hash
+}
+
+/// The file paths of a ledger directory.
+#[derive(Debug, Clone)]
+pub struct LedgerPaths {
+    /// `<data-dir>/ledger`.
+    pub dir: PathBuf,
+    /// `entries.log`.
+    pub entries: PathBuf,
+    /// `checkpoints` (latest signed note).
+    pub checkpoint: PathBuf,
+    /// `checkpoints.log` (history of notes).
+    pub history: PathBuf,
+}
+
+impl LedgerPaths {
+    /// Paths under `<data_dir>/ledger`.
+    pub fn new(data_dir: &Path) -> Self {
+        let dir = data_dir.join("ledger");
+        Self {
+            entries: dir.join("entries.log"),
+            checkpoint: dir.join("checkpoints"),
+            history: dir.join("checkpoints.log"),
+            dir,
+        }
+    }
+}
+
+/// What went wrong at the first bad record during a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defect {
+    /// The file ends inside the record.
+    Truncated,
+    /// The stored hash does not match the bytes.
+    HashMismatch,
+    /// The length prefix exceeds [`MAX_ENTRY_LEN`].
+    Oversized,
+}
+
+/// The first bad record found by [`scan`].
+#[derive(Debug, Clone, Copy)]
+struct Problem {
+    index: u64,
+    offset: u64,
+    defect: Defect,
+    /// Everything from the record's end (or the whole rest) is zero or absent.
+    tail_is_empty: bool,
+}
+
+/// The valid prefix of `entries.log`.
+pub(crate) struct Scan {
+    /// Offset of each record.
+    pub offsets: Vec<u64>,
+    /// Tree over the valid records.
+    pub tree: MerkleTree,
+    problem: Option<Problem>,
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Whether the rest of the reader holds only zero bytes.
+fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = read_full(r, &mut buf)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        if n < buf.len() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads records until EOF or the first bad one.
+fn scan(r: &mut impl Read) -> io::Result<Scan> {
+    let (mut offsets, mut tree, mut offset) = (Vec::new(), MerkleTree::new(), 0u64);
+    let mut entry = Vec::new();
+    loop {
+        let index = offsets.len() as u64;
+        let mut len = [0u8; 4];
+        let got = read_full(r, &mut len)?;
+        if got == 0 {
+            return Ok(Scan {
+                offsets,
+                tree,
+                problem: None,
+            });
+        }
+        let bad = |defect, tail_is_empty| Problem {
+            index,
+            offset,
+            defect,
+            tail_is_empty,
+        };
+        let n = u32::from_be_bytes(len) as usize;
+        if got < 4 {
+            return Ok(Scan {
+                offsets,
+                tree,
+                problem: Some(bad(Defect::Truncated, true)),
+            });
+        }
+        if n > MAX_ENTRY_LEN {
+            let zero = len == [0; 4] && rest_is_zero(r)?;
+            return Ok(Scan {
+                offsets,
+                tree,
+                problem: Some(bad(Defect::Oversized, zero)),
+            });
+        }
+        entry.resize(n + 32, 0);
+        if read_full(r, &mut entry)? < n + 32 {
+            return Ok(Scan {
+                offsets,
+                tree,
+                problem: Some(bad(Defect::Truncated, true)),
+            });
+        }
+        let hash = leaf_hash(&entry[..n]);
+        if hash[..] != entry[n..] {
+            let empty = rest_is_zero(r)?;
+            return Ok(Scan {
+                offsets,
+                tree,
+                problem: Some(bad(Defect::HashMismatch, empty)),
+            });
+        }
+        offsets.push(offset);
+        tree.push(hash);
+        offset += (n + RECORD_OVERHEAD) as u64;
+    }
+}
+
+/// A torn tail that was cut off at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Index the torn record would have had.
+    pub index: u64,
+    /// File offset it started at; the file is now this long.
+    pub offset: u64,
+    /// Bytes removed.
+    pub bytes_removed: u64,
+}
+
+/// The state recovered from disk.
+pub(crate) struct Recovered {
+    pub file: File,
+    pub offsets: Vec<u64>,
+    pub tree: MerkleTree,
+    pub end: u64,
+    pub torn: Option<TornTail>,
+    pub checkpoint: Option<(Checkpoint, String)>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Reads and verifies the latest signed checkpoint, if any.
+fn load_checkpoint(
+    paths: &LedgerPaths,
+    verifier: &NoteVerifier,
+) -> Result<Option<(Checkpoint, String)>, LedgerError> {
+    let note = match fs::read_to_string(&paths.checkpoint) {
+        Ok(note) => note,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&paths.checkpoint)(e)),
+    };
+    let checkpoint = verifier
+        .verify(&note)
+        .map_err(|source| LedgerError::BadCheckpoint {
+            path: paths.checkpoint.clone(),
+            source,
+        })?;
+    Ok(Some((checkpoint, note)))
+}
+
+/// Opens `entries.log`, cuts a torn tail, and checks the tree against the checkpoint.
+pub(crate) fn recover(
+    paths: &LedgerPaths,
+    verifier: &NoteVerifier,
+) -> Result<Recovered, LedgerError> {
+    fs::create_dir_all(&paths.dir).map_err(io_err(&paths.dir))?;
+    let checkpoint = load_checkpoint(paths, verifier)?;
+    let signed = checkpoint.as_ref().map_or(0, |(c, _)| c.size);
+    let path = &paths.entries;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let scan = scan(&mut BufReader::with_capacity(1 << 20, &file)).map_err(io_err(path))?;
+    let file_len = file.metadata().map_err(io_err(path))?.len();
+    let torn = match scan.problem {
+        None => None,
+        Some(p) => Some(
+            cut_torn_tail(&mut file, p, signed, file_len).map_err(|e| match e {
+                CutError::Io(source) => LedgerError::Io {
+                    path: path.clone(),
+                    source,
+                },
+                CutError::Tampered(reason) => LedgerError::Tampered {
+                    index: p.index,
+                    reason,
+                },
+            })?,
+        ),
+    };
+    let end = torn.as_ref().map_or(file_len, |t| t.offset);
+    if let Some((cp, _)) = &checkpoint {
+        check_against_checkpoint(paths, verifier, &scan.tree, cp)?;
+    }
+    Ok(Recovered {
+        file,
+        offsets: scan.offsets,
+        tree: scan.tree,
+        end,
+        torn,
+        checkpoint,
+    })
+}
+
+enum CutError {
+    Io(io::Error),
+    Tampered(String),
+}
+
+/// Cuts the bad tail if it can only be an unacknowledged torn write.
+fn cut_torn_tail(
+    file: &mut File,
+    p: Problem,
+    signed: u64,
+    file_len: u64,
+) -> Result<TornTail, CutError> {
+    let what = match p.defect {
+        Defect::Truncated => "record runs past the end of the file",
+        Defect::HashMismatch => "stored leaf hash does not match the entry bytes",
+        Defect::Oversized => "length prefix exceeds the maximum entry size",
+    };
+    if p.index < signed {
+        return Err(CutError::Tampered(format!(
+            "{what} (covered by the signed checkpoint of size {signed})"
+        )));
+    }
+    if !p.tail_is_empty {
+        return Err(CutError::Tampered(format!("{what}, and records follow it")));
+    }
+    file.set_len(p.offset).map_err(CutError::Io)?;
+    file.sync_all().map_err(CutError::Io)?;
+    Ok(TornTail {
+        index: p.index,
+        offset: p.offset,
+        bytes_removed: file_len - p.offset,
+    })
+}
+
+/// The tree must hold the checkpoint's size and match its root.
+fn check_against_checkpoint(
+    paths: &LedgerPaths,
+    verifier: &NoteVerifier,
+    tree: &MerkleTree,
+    cp: &Checkpoint,
+) -> Result<(), LedgerError> {
+    if cp.size > tree.size() {
+        return Err(LedgerError::Tampered {
+            index: tree.size(),
+            reason: format!(
+                "log holds {} entries but the signed checkpoint covers {}",
+                tree.size(),
+                cp.size
+            ),
+        });
+    }
+    if tree.root(cp.size)? == cp.root {
+        return Ok(());
+    }
+    let (lo, hi) = locate_change(paths, verifier, tree, cp.size);
+    Err(LedgerError::Tampered {
+        index: lo,
+        reason: format!(
+            "root over {} entries differs from the signed checkpoint; the first altered entry is in [{lo}, {hi})",
+            cp.size
+        ),
+    })
+}
+
+/// Narrows where history changed using the checkpoint history: the largest
+/// historic size whose root still matches, and the smallest that does not.
+fn locate_change(
+    paths: &LedgerPaths,
+    verifier: &NoteVerifier,
+    tree: &MerkleTree,
+    size: u64,
+) -> (u64, u64) {
+    let mut sizes: Vec<Checkpoint> = read_history(&paths.history)
+        .into_iter()
+        .filter_map(|note| verifier.verify(&note).ok())
+        .filter(|c| c.size <= size)
+        .collect();
+    sizes.sort_by_key(|c| c.size);
+    let matches = |c: &Checkpoint| tree.root(c.size).is_ok_and(|r| r == c.root);
+    // Roots of prefixes that contain a changed entry never match again.
+    let first_bad = sizes.partition_point(matches);
+    let lo = first_bad.checked_sub(1).map_or(0, |i| sizes[i].size);
+    let hi = sizes.get(first_bad).map_or(size, |c| c.size);
+    (lo, hi)
+}
+
+/// Notes in `checkpoints.log`, stopping at the first torn record.
+fn read_history(path: &Path) -> Vec<String> {
+    let Ok(bytes) = fs::read(path) else {
+        return Vec::new();
+    };
+    let (mut notes, mut rest) = (Vec::new(), &bytes[..]);
+    while rest.len() >= 4 {
+        let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(note) = rest.get(4..4 + n) else {
+            break;
+        };
+        notes.extend(std::str::from_utf8(note).ok().map(str::to_owned));
+        rest = &rest[4 + n..];
+    }
+    notes
+}
+
+/// Durably replaces `checkpoints` with `note` and appends it to the history.
+pub(crate) fn persist_checkpoint(paths: &LedgerPaths, note: &str) -> Result<(), LedgerError> {
+    let tmp = paths.dir.join("checkpoints.tmp");
+    let write_tmp = || -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        Write::write_all(&mut f, note.as_bytes())?;
+        f.sync_all()
+    };
+    write_tmp().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &paths.checkpoint).map_err(io_err(&paths.checkpoint))?;
+    File::open(&paths.dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(&paths.dir))?;
+    let mut framed = (note.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(note.as_bytes());
+    let mut history = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&paths.history)
+        .map_err(io_err(&paths.history))?;
+    Write::write_all(&mut history, &framed).map_err(io_err(&paths.history))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn log_of(entries: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in entries {
+            encode_record(e, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn record_layout_is_len_entry_hash() {
+        let bytes = log_of(&[b"ab"]);
+        assert_eq!(&bytes[..4], &[0, 0, 0, 2]);
+        assert_eq!(&bytes[4..6], b"ab");
+        assert_eq!(&bytes[6..], &leaf_hash(b"ab"));
+    }
+
+    #[test]
+    fn scan_classifies_truncation_and_damage() {
+        let bytes = log_of(&[b"one", b"two", b"three"]);
+        let s = scan(&mut &bytes[..bytes.len() - 5]).unwrap();
+        let p = s.problem.unwrap();
+        assert_eq!(
+            (s.offsets.len(), p.index, p.defect, p.tail_is_empty),
+            (2, 2, Defect::Truncated, true)
+        );
+        let mut flipped = bytes.clone();
+        flipped[4 + 3 + 32 + 4] ^= 1; // first byte of "two"
+        let p = scan(&mut &flipped[..]).unwrap().problem.unwrap();
+        assert_eq!(
+            (p.index, p.defect, p.tail_is_empty),
+            (1, Defect::HashMismatch, false)
+        );
+        let mut zeros = bytes.clone();
+        zeros.extend_from_slice(&[0; 100]);
+        let p = scan(&mut &zeros[..]).unwrap().problem.unwrap();
+        assert_eq!((p.index, p.tail_is_empty), (3, true));
+        assert!(scan(&mut &bytes[..]).unwrap().problem.is_none());
+    }
+}

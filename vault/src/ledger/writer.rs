@@ -1,0 +1,162 @@
+//! The group-commit writer thread.
+//!
+//! Appenders send jobs over a channel. The writer takes every job waiting,
+//! writes their records with one `write_all`, calls one `fdatasync`, and only
+//! then adds the leaves to the tree and answers each job with its index. If
+//! the write or the sync fails, every job in the batch gets
+//! [`LedgerError::Io`] and the ledger stays failed: later jobs get
+//! [`LedgerError::Failed`], because bytes of unknown state may now sit at the
+//! end of the log. Reopening cuts them off.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use super::store::{encode_record, LogFile};
+use super::{LedgerError, Shared};
+
+/// Upper bounds (seconds) of the fsync latency buckets; a last bucket is `+Inf`.
+pub const FSYNC_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A snapshot of fsync latencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsyncHistogram {
+    /// Upper bounds in seconds, ascending.
+    pub bounds: Vec<f64>,
+    /// Per-bucket (not cumulative) counts; one more than `bounds`, the last is `+Inf`.
+    pub counts: Vec<u64>,
+    /// Total seconds spent in fsync.
+    pub sum_seconds: f64,
+    /// Number of fsyncs observed.
+    pub count: u64,
+}
+
+impl Default for FsyncHistogram {
+    fn default() -> Self {
+        Self {
+            bounds: FSYNC_BUCKETS.to_vec(),
+            counts: vec![0; FSYNC_BUCKETS.len() + 1],
+            sum_seconds: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl FsyncHistogram {
+    fn observe(&mut self, seconds: f64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+}
+
+/// Called once with the append's outcome.
+pub type Completion = Box<dyn FnOnce(Result<u64, LedgerError>) + Send>;
+
+/// One append waiting to be committed.
+pub(crate) struct Job {
+    pub bytes: Vec<u8>,
+    pub done: Completion,
+}
+
+/// Most jobs committed in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// Runs until every sender is gone.
+pub(crate) fn run(rx: Receiver<Job>, mut log: Box<dyn LogFile>, shared: Arc<Shared>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&mut *log, &shared, batch);
+        if !shared.failed.load(Ordering::SeqCst) {
+            // A failed periodic checkpoint is retried by the next batch or by
+            // `Ledger::checkpoint`, which reports the error.
+            let _ = shared.checkpoint_if_due();
+        }
+    }
+}
+
+fn commit(log: &mut dyn LogFile, shared: &Shared, batch: Vec<Job>) {
+    if shared.failed.load(Ordering::SeqCst) {
+        batch
+            .into_iter()
+            .for_each(|job| (job.done)(Err(LedgerError::Failed)));
+        return;
+    }
+    let mut buf = Vec::with_capacity(batch.iter().map(|j| j.bytes.len() + 36).sum());
+    let hashes: Vec<_> = batch
+        .iter()
+        .map(|j| encode_record(&j.bytes, &mut buf))
+        .collect();
+    if let Err(e) = write_and_sync(log, shared, &buf) {
+        shared.failed.store(true, Ordering::SeqCst);
+        for job in batch {
+            let source = io::Error::new(e.kind(), e.to_string());
+            (job.done)(Err(LedgerError::Io {
+                path: shared.paths.entries.clone(),
+                source,
+            }));
+        }
+        return;
+    }
+    let first = {
+        let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
+        let first = index.tree.size();
+        for (job, hash) in batch.iter().zip(&hashes) {
+            let offset = index.end;
+            index.offsets.push(offset);
+            index.tree.push(*hash);
+            index.end += (job.bytes.len() + 36) as u64;
+        }
+        first
+    };
+    for (i, job) in batch.into_iter().enumerate() {
+        (job.done)(Ok(first + i as u64));
+    }
+}
+
+fn write_and_sync(log: &mut dyn LogFile, shared: &Shared, buf: &[u8]) -> io::Result<()> {
+    log.write_all(buf)?;
+    let started = Instant::now();
+    let synced = log.sync_data();
+    let seconds = started.elapsed().as_secs_f64();
+    shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+    shared
+        .histogram
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .observe(seconds);
+    synced
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets() {
+        let mut h = FsyncHistogram::default();
+        h.observe(0.00005);
+        h.observe(0.003);
+        h.observe(5.0);
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[5], 1);
+        assert_eq!(h.counts[12], 1);
+        assert_eq!(h.count, 3);
+    }
+}
