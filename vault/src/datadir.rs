@@ -233,6 +233,116 @@ mod tests {
         ));
     }
 
+    const MARKER: &[u8] = b"zv-plaintext-marker-5e1d9b";
+    const SQLITE_HEADER: &[u8] = b"SQLite format 3";
+
+    /// Every regular file under `root`, recursively, with its bytes.
+    fn all_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+                let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+                    out.push((path, bytes));
+                }
+            }
+        }
+        out
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn assert_no_plaintext(root: &Path) -> usize {
+        let files = all_files(root);
+        for (path, bytes) in &files {
+            assert!(!contains(bytes, MARKER), "marker in {}", path.display());
+            assert!(
+                !contains(bytes, SQLITE_HEADER),
+                "SQLite header in {}",
+                path.display()
+            );
+        }
+        files.len()
+    }
+
+    #[test]
+    fn no_plaintext_in_any_file_under_the_data_dir() {
+        use crate::catalog::{Catalog, NewZone};
+        use crate::dataset_file::DatasetFile;
+        use crate::keys::{DatasetKey, MasterKey, ZoneKey};
+
+        let ok = |e: &dyn std::fmt::Display| panic!("{e}");
+        let t = tmp();
+        let dd = DataDir::create(&t.path().join("data")).unwrap_or_else(|e| ok(&e));
+        let marker = std::str::from_utf8(MARKER).unwrap_or_else(|e| ok(&e));
+        let master = MasterKey::generate().unwrap_or_else(|e| ok(&e));
+        let mut catalog =
+            Catalog::create(&dd.catalog_path(), &master.catalog_key()).unwrap_or_else(|e| ok(&e));
+        let z1: crate::ids::ZoneId = "z1".parse().unwrap_or_else(|e| ok(&e));
+        let zone_key = ZoneKey::generate().unwrap_or_else(|e| ok(&e));
+        let wrapped = zone_key.wrap(&master, &z1).unwrap_or_else(|e| ok(&e));
+        catalog
+            .insert_zone(&NewZone {
+                id: &z1,
+                name: marker,
+                kind: marker,
+                domain: "d",
+                supervisor: "s",
+                wrapped_key: &wrapped,
+            })
+            .unwrap_or_else(|e| ok(&e));
+        catalog.put_meta("note", marker).unwrap_or_else(|e| ok(&e));
+
+        let id: DatasetId = "d1".parse().unwrap_or_else(|e| ok(&e));
+        let key = DatasetKey::generate().unwrap_or_else(|e| ok(&e));
+        let mut ds = DatasetFile::create(&dd.dataset_path(&id), &key).unwrap_or_else(|e| ok(&e));
+        ds.connection_mut()
+            .execute_batch("CREATE TABLE rows(v TEXT)")
+            .unwrap_or_else(|e| ok(&e));
+        for _ in 0..50 {
+            ds.connection_mut()
+                .execute("INSERT INTO rows VALUES (?1)", [marker])
+                .unwrap_or_else(|e| ok(&e));
+        }
+        let n: i64 = ds
+            .connection()
+            .query_row("SELECT count(*) FROM rows WHERE v = ?1", [marker], |r| r.get(0))
+            .unwrap_or_else(|e| ok(&e));
+        assert_eq!(n, 50);
+
+        // Connections open, WAL not checkpointed: the rows sit in -wal files.
+        assert!(dd.dataset_path(&id).with_extension("db-wal").exists());
+        assert!(assert_no_plaintext(dd.root()) >= 4);
+        // After a checkpoint and close, the main files hold them.
+        ds.checkpoint().unwrap_or_else(|e| ok(&e));
+        drop(ds);
+        drop(catalog);
+        assert!(assert_no_plaintext(dd.root()) >= 2);
+    }
+
+    /// The scanner itself works: an unkeyed (plain SQLite) file does show
+    /// both the header and the marker.
+    #[test]
+    fn plaintext_scanner_detects_plain_sqlite() {
+        let t = tmp();
+        let path = t.path().join("plain.db");
+        let conn = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch("CREATE TABLE t(v TEXT)")
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute("INSERT INTO t VALUES (?1)", [std::str::from_utf8(MARKER).unwrap_or("")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(conn);
+        let files = all_files(t.path());
+        assert!(files.iter().any(|(_, b)| contains(b, MARKER)));
+        assert!(files.iter().any(|(_, b)| contains(b, SQLITE_HEADER)));
+    }
+
     #[test]
     fn open_refuses_uninitialized() {
         let t = tmp();

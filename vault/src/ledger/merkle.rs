@@ -130,7 +130,7 @@ impl MerkleTree {
     /// `MTH(D[start:end])` for a range that occurs in the RFC recursion.
     fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start & (n - 1) == 0 {
             let height = n.trailing_zeros() as usize;
             // Complete aligned subtrees below the tree size are always cached.
             return self.levels[height][(start / n) as usize];

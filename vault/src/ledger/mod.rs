@@ -319,10 +319,11 @@ impl Ledger {
                 path: path.clone(),
                 source,
             })?;
-        Ok(offsets
+        offsets
             .iter()
-            .map(|&o| split_record(&buf[(o - from) as usize..]))
-            .collect())
+            .zip(start..)
+            .map(|(&o, i)| split_record(&buf[(o - from) as usize..], i))
+            .collect()
     }
 
     /// The stored leaf hash of entry `index`.
@@ -387,10 +388,16 @@ impl Ledger {
     }
 }
 
-/// The entry bytes of the record starting at `rec` (already hash-checked at open or write).
-fn split_record(rec: &[u8]) -> Vec<u8> {
-    let n = u32::from_be_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
-    rec[4..4 + n].to_vec()
+/// The entry bytes of record `index` starting at `rec` (hash-checked at open
+/// or write; a length that no longer fits means the file changed under us).
+fn split_record(rec: &[u8], index: u64) -> Result<Vec<u8>, LedgerError> {
+    let tampered = || LedgerError::Tampered {
+        index,
+        reason: "record framing changed on disk while open".into(),
+    };
+    let len = rec.get(..4).ok_or_else(tampered)?;
+    let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    rec.get(4..4 + n).map(<[u8]>::to_vec).ok_or_else(tampered)
 }
 
 impl Drop for Ledger {

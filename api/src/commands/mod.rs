@@ -1,0 +1,25 @@
+//! The subcommands of the `zonevault` binary: each validates its arguments
+//! into typed values, then acts. The binary's `main` only dispatches here.
+
+pub mod init;
+pub mod passphrase;
+pub mod pki;
+pub mod recover;
+pub mod serve;
+pub mod status;
+pub mod unlock;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+
+/// Runs one parsed command line.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Init(args) => init::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Recover(args) => recover::run(args),
+        Command::Pki(cmd) => pki::run(cmd),
+    }
+}
