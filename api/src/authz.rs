@@ -75,6 +75,32 @@ pub fn authorize(method: &Method, matched_route: &str, role: Role) -> Decision {
     }
 }
 
+/// The route pattern in [`RULES`] that `path` (a raw request path) falls
+/// under, if any. A `{param}` segment matches one non-empty segment.
+pub fn match_route(path: &str) -> Option<&'static str> {
+    RULES
+        .iter()
+        .map(|(_, route, _)| *route)
+        .find(|route| pattern_matches(route, path))
+}
+
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,22 +114,37 @@ mod tests {
 
     #[test]
     fn metrics_only_for_supervisors() {
-        assert_eq!(authorize(&Method::GET, "/metrics", Regulator), Decision::Allow);
+        assert_eq!(
+            authorize(&Method::GET, "/metrics", Regulator),
+            Decision::Allow
+        );
         assert_eq!(
             authorize(&Method::GET, "/metrics", Analyst),
             Decision::Deny(DenyReason::RoleNotAllowed(Analyst))
         );
-        assert!(matches!(authorize(&Method::GET, "/metrics", Provider), Decision::Deny(_)));
+        assert!(matches!(
+            authorize(&Method::GET, "/metrics", Provider),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]
     fn ledger_routes() {
         let proof = "/v1/ledger/proof/inclusion";
         assert_eq!(authorize(&Method::GET, proof, Analyst), Decision::Allow);
-        assert!(matches!(authorize(&Method::GET, proof, Provider), Decision::Deny(_)));
+        assert!(matches!(
+            authorize(&Method::GET, proof, Provider),
+            Decision::Deny(_)
+        ));
         let entries = "/v1/ledger/entries";
-        assert!(matches!(authorize(&Method::GET, entries, Analyst), Decision::Deny(_)));
-        assert_eq!(authorize(&Method::POST, "/v1/ledger/hash", Regulator), Decision::Allow);
+        assert!(matches!(
+            authorize(&Method::GET, entries, Analyst),
+            Decision::Deny(_)
+        ));
+        assert_eq!(
+            authorize(&Method::POST, "/v1/ledger/hash", Regulator),
+            Decision::Allow
+        );
     }
 
     #[test]
@@ -116,10 +157,37 @@ mod tests {
     }
 
     #[test]
+    fn raw_paths_map_to_route_patterns() {
+        assert_eq!(match_route("/v1/health"), Some("/v1/health"));
+        assert_eq!(
+            match_route("/v1/ledger/proof/inclusion"),
+            Some("/v1/ledger/proof/inclusion")
+        );
+        for unknown in [
+            "/v1/health/",
+            "/v1/nope",
+            "/",
+            "",
+            "/v1//health",
+            "/V1/health",
+        ] {
+            assert_eq!(match_route(unknown), None, "{unknown:?}");
+        }
+        assert!(pattern_matches("/v1/datasets/{id}", "/v1/datasets/d1"));
+        assert!(!pattern_matches("/v1/datasets/{id}", "/v1/datasets/"));
+        assert!(!pattern_matches(
+            "/v1/datasets/{id}",
+            "/v1/datasets/d1/rows"
+        ));
+    }
+
+    #[test]
     fn table_is_consistent() {
         for (i, (m, route, roles)) in RULES.iter().enumerate() {
             assert!(!roles.is_empty(), "{route}: a rule with no roles is dead");
-            let dup = RULES[i + 1..].iter().any(|(m2, r2, _)| m2 == m && r2 == route);
+            let dup = RULES[i + 1..]
+                .iter()
+                .any(|(m2, r2, _)| m2 == m && r2 == route);
             assert!(!dup, "{m} {route} appears twice");
         }
         for route in ANALYST_OWN_ENTRIES_ONLY {

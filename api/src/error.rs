@@ -6,6 +6,7 @@
 //! it never reaches the response body. The only caller-visible specifics are
 //! those of [`ApiError::BadRequest`], which describe the caller's own input.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -75,17 +76,24 @@ struct ErrorBody<'a> {
 impl ApiError {
     /// A 500 carrying internal detail for the log.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        ApiError::Internal { detail: detail.to_string() }
+        ApiError::Internal {
+            detail: detail.to_string(),
+        }
     }
 
     /// A 503 because the ledger could not be written.
     pub fn ledger_unavailable(detail: impl std::fmt::Display) -> Self {
-        ApiError::LedgerUnavailable { detail: detail.to_string() }
+        ApiError::LedgerUnavailable {
+            detail: detail.to_string(),
+        }
     }
 
     /// A 400 naming the caller's field and what is wrong with it.
     pub fn bad_request(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        ApiError::BadRequest { field: field.into(), problem: problem.into() }
+        ApiError::BadRequest {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 
     /// The fixed HTTP status of this variant.
@@ -147,7 +155,9 @@ impl IntoResponse for ApiError {
             tracing::info!(code = self.code(), detail = %self, "request refused");
         }
         let (field, problem) = match &self {
-            ApiError::BadRequest { field, problem } => (Some(field.as_str()), Some(problem.as_str())),
+            ApiError::BadRequest { field, problem } => {
+                (Some(field.as_str()), Some(problem.as_str()))
+            }
             _ => (None, None),
         };
         let body = ErrorBody {
@@ -160,15 +170,35 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Maps axum's JSON extractor rejection: an oversized body is 413, anything
+/// else is a 400 naming what the caller sent wrong.
+pub fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("content-type", "must be application/json")
+        }
+        JsonRejection::JsonDataError(e) => ApiError::bad_request("body", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("body", e.body_text()),
+        other => ApiError::bad_request("body", format!("could not be read ({})", other.status())),
+    }
+}
+
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
-        ApiError::Forbidden { reason: e.to_string() }
+        ApiError::Forbidden {
+            reason: e.to_string(),
+        }
     }
 }
 
 impl From<DenyReason> for ApiError {
     fn from(r: DenyReason) -> Self {
-        ApiError::Forbidden { reason: r.to_string() }
+        ApiError::Forbidden {
+            reason: r.to_string(),
+        }
     }
 }
 
@@ -191,8 +221,12 @@ mod tests {
     #[tokio::test]
     async fn internal_detail_never_reaches_the_body() {
         let cases = [
-            ApiError::Forbidden { reason: SECRET.into() },
-            ApiError::Conflict { reason: SECRET.into() },
+            ApiError::Forbidden {
+                reason: SECRET.into(),
+            },
+            ApiError::Conflict {
+                reason: SECRET.into(),
+            },
             ApiError::ledger_unavailable(SECRET),
             ApiError::internal(SECRET),
         ];
@@ -209,14 +243,20 @@ mod tests {
     #[tokio::test]
     async fn statuses_and_codes_are_fixed() {
         let (s, json, _) = render(ApiError::Unauthenticated).await;
-        assert_eq!((s, json["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+        assert_eq!(
+            (s, json["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+        );
         let (s, _, _) = render(ApiError::NotFound).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (s, _, _) = render(ApiError::PayloadTooLarge).await;
         assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
         let (s, json, _) = render(ApiError::ledger_unavailable("disk full")).await;
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(json["message"], "the audit ledger is unavailable; no data was released");
+        assert_eq!(
+            json["message"],
+            "the audit ledger is unavailable; no data was released"
+        );
     }
 
     #[tokio::test]
@@ -226,6 +266,36 @@ mod tests {
         assert_eq!(json["field"], "tree_size");
         assert_eq!(json["problem"], "must be >= index + 1");
         assert_eq!(json["error"], "bad_request");
+    }
+
+    #[tokio::test]
+    async fn json_rejections_name_the_body() {
+        use axum::extract::FromRequest;
+        #[derive(serde::Deserialize, Debug)]
+        struct Req {
+            #[allow(dead_code)]
+            value: String,
+        }
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("{\"valu\": 1}"))
+            .unwrap();
+        let rejection = Json::<Req>::from_request(req, &()).await.unwrap_err();
+        let (s, json, _) = render(json_rejection(rejection)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(json["field"], "body");
+        assert!(
+            json["problem"].as_str().unwrap().contains("value"),
+            "{json}"
+        );
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .body(axum::body::Body::from("{}"))
+            .unwrap();
+        let rejection = Json::<Req>::from_request(req, &()).await.unwrap_err();
+        let (_, json, _) = render(json_rejection(rejection)).await;
+        assert_eq!(json["field"], "content-type");
     }
 
     #[test]

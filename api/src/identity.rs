@@ -33,7 +33,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, in a fixed order.
-    pub const ALL: [Role; 4] = [Role::Operator, Role::Regulator, Role::Provider, Role::Analyst];
+    pub const ALL: [Role; 4] = [
+        Role::Operator,
+        Role::Regulator,
+        Role::Provider,
+        Role::Analyst,
+    ];
 
     /// The lowercase name used in SPIFFE ids and the ledger.
     pub fn as_str(self) -> &'static str {
@@ -206,6 +211,7 @@ fn single_uri_san(der: &[u8]) -> Result<String, IdentityError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -233,7 +239,9 @@ mod tests {
     fn wrong_trust_domain() {
         let der = uri_cert("spiffe://evil.test/operator/acme/alice");
         let err = Identity::from_peer_cert(&der, "zv.test").unwrap_err();
-        assert!(matches!(err, IdentityError::WrongTrustDomain { found, .. } if found == "evil.test"));
+        assert!(
+            matches!(err, IdentityError::WrongTrustDomain { found, .. } if found == "evil.test")
+        );
     }
 
     #[test]
@@ -267,7 +275,10 @@ mod tests {
             "spiffe://zv.test",
         ] {
             let err = Identity::from_peer_cert(&uri_cert(uri), "zv.test").unwrap_err();
-            assert!(matches!(err, IdentityError::BadPath { .. }), "{uri}: {err:?}");
+            assert!(
+                matches!(err, IdentityError::BadPath { .. }),
+                "{uri}: {err:?}"
+            );
         }
         let err = Identity::from_peer_cert(&uri_cert("https://zv.test/a/b/c"), "zv.test");
         assert!(matches!(err, Err(IdentityError::NotSpiffe { .. })));

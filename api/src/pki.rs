@@ -8,6 +8,7 @@
 //! Production may bring its own CA: the TLS server ([`crate::tls`]) reads
 //! only PEM files and never this module's `ca.json`.
 
+mod error;
 mod store;
 
 use std::net::IpAddr;
@@ -21,73 +22,9 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::identity::{is_valid_segment, Role};
-pub use store::{CaState, IssuedCert, RevokedCert};
+pub use error::PkiError;
 use store::{create_dir, read_to_string, write_atomic, PRIVATE, PUBLIC};
-
-/// Why a PKI operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PkiError {
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// `ca.json` is missing a field or is not JSON.
-    #[error("{}: invalid CA state: {problem}", path.display())]
-    CaState {
-        /// Path of `ca.json`.
-        path: PathBuf,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The role is not operator, regulator, provider or analyst.
-    #[error("{0}")]
-    Role(#[from] crate::identity::UnknownRole),
-    /// An organization, person or trust domain name is not allowed.
-    #[error("invalid {what} {value:?}: {rule}")]
-    InvalidName {
-        /// `organization`, `person` or `trust domain`.
-        what: &'static str,
-        /// The rejected value.
-        value: String,
-        /// The rule it breaks.
-        rule: &'static str,
-    },
-    /// `not_after` is not after `not_before`.
-    #[error("validity ends before it begins")]
-    InvalidValidity,
-    /// A server certificate needs at least one DNS name or IP address.
-    #[error("a server certificate needs at least one --dns or --ip")]
-    NoServerNames,
-    /// The output directory already holds a CA.
-    #[error("{} already exists; refusing to overwrite a CA", path.display())]
-    CaExists {
-        /// The existing certificate.
-        path: PathBuf,
-    },
-    /// A certificate file could not be parsed.
-    #[error("{}: not a PEM certificate: {problem}", path.display())]
-    BadCertificate {
-        /// The certificate file.
-        path: PathBuf,
-        /// What is wrong.
-        problem: String,
-    },
-    /// The certificate was not issued by this CA.
-    #[error("{}: serial {serial} was not issued by this CA", path.display())]
-    NotIssuedHere {
-        /// The certificate file.
-        path: PathBuf,
-        /// Its serial number, hex.
-        serial: String,
-    },
-    /// rcgen refused to build or sign.
-    #[error("certificate generation failed: {0}")]
-    Rcgen(#[from] rcgen::Error),
-}
+pub use store::{CaState, IssuedCert, RevokedCert};
 
 /// When a certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +48,10 @@ impl Validity {
     /// A window that ended `ago` before now and lasted a day.
     pub fn expired(ago: Duration) -> Validity {
         let not_after = OffsetDateTime::now_utc() - ago;
-        Validity { not_before: not_after - Duration::days(1), not_after }
+        Validity {
+            not_before: not_after - Duration::days(1),
+            not_after,
+        }
     }
 }
 
@@ -134,7 +74,11 @@ pub fn init_ca(out_dir: &Path, trust_domain: &str) -> Result<CaState, PkiError> 
     params.not_after = validity.not_after;
     params.serial_number = Some(SerialNumber::from(1u64));
     let cert = params.self_signed(&key)?;
-    write_atomic(&out_dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
+    write_atomic(
+        &out_dir.join("key.pem"),
+        key.serialize_pem().as_bytes(),
+        PRIVATE,
+    )?;
     write_atomic(&cert_path, cert.pem().as_bytes(), PUBLIC)?;
     let state = CaState {
         trust_domain: trust_domain.into(),
@@ -163,7 +107,9 @@ pub fn issue_client(
     let mut ca = Ca::load(ca_dir)?;
     let uri = format!("spiffe://{}/{role}/{org}/{person}", ca.state.trust_domain);
     let mut params = leaf_params(validity, ExtendedKeyUsagePurpose::ClientAuth)?;
-    params.distinguished_name.push(DnType::CommonName, format!("{person}@{org} ({role})"));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{person}@{org} ({role})"));
     params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into()?)];
     ca.issue(params, "client", uri, out_dir)
 }
@@ -183,7 +129,9 @@ pub fn issue_server(
     let mut params = leaf_params(validity, ExtendedKeyUsagePurpose::ServerAuth)?;
     let mut names = Vec::new();
     for name in dns {
-        params.subject_alt_names.push(SanType::DnsName(name.as_str().try_into()?));
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(name.as_str().try_into()?));
         names.push(name.clone());
     }
     for ip in ips {
@@ -191,7 +139,9 @@ pub fn issue_server(
         names.push(ip.to_string());
     }
     let subject = names.join(",");
-    params.distinguished_name.push(DnType::CommonName, names[0].clone());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, names[0].clone());
     ca.issue(params, "server", subject, out_dir)
 }
 
@@ -209,7 +159,10 @@ pub fn revoke(ca_dir: &Path, cert_pem_path: &Path) -> Result<RevokedCert, PkiErr
     if let Some(done) = state.revoked.iter().find(|r| r.serial == serial) {
         return Ok(done.clone());
     }
-    let entry = RevokedCert { serial, revoked_at: rfc3339(OffsetDateTime::now_utc()) };
+    let entry = RevokedCert {
+        serial,
+        revoked_at: rfc3339(OffsetDateTime::now_utc()),
+    };
     state.revoked.push(entry.clone());
     state.store(ca_dir)?;
     Ok(entry)
@@ -263,7 +216,11 @@ impl Ca {
         // The issuer name and key identifier are derived exactly as in
         // `init_ca`, so they match the CA certificate's subject and SKI.
         let issuer = Issuer::new(ca_params(&state.trust_domain), key);
-        Ok(Ca { dir: ca_dir.into(), state, issuer })
+        Ok(Ca {
+            dir: ca_dir.into(),
+            state,
+            issuer,
+        })
     }
 
     /// Signs `params` with a fresh P-256 key and writes both to `out_dir`.
@@ -290,7 +247,11 @@ impl Ca {
         // rather than reusing one.
         self.state.store(&self.dir)?;
         create_dir(out_dir)?;
-        write_atomic(&out_dir.join("key.pem"), key.serialize_pem().as_bytes(), PRIVATE)?;
+        write_atomic(
+            &out_dir.join("key.pem"),
+            key.serialize_pem().as_bytes(),
+            PRIVATE,
+        )?;
         write_atomic(&out_dir.join("cert.pem"), cert.pem().as_bytes(), PUBLIC)?;
         Ok(issued)
     }
@@ -299,7 +260,9 @@ impl Ca {
 fn ca_params(trust_domain: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "zonevault");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "zonevault");
     params
         .distinguished_name
         .push(DnType::CommonName, format!("zonevault CA {trust_domain}"));
@@ -329,7 +292,10 @@ fn leaf_params(v: Validity, eku: ExtendedKeyUsagePurpose) -> Result<CertificateP
 
 /// The serial number of a PEM certificate, as issued by this CA (≤ 64 bits).
 fn serial_of(path: &Path) -> Result<u64, PkiError> {
-    let bad = |problem: String| PkiError::BadCertificate { path: path.into(), problem };
+    let bad = |problem: String| PkiError::BadCertificate {
+        path: path.into(),
+        problem,
+    };
     let pem = read_to_string(path)?;
     let der = rustls_pemfile::certs(&mut pem.as_bytes())
         .next()
@@ -340,9 +306,14 @@ fn serial_of(path: &Path) -> Result<u64, PkiError> {
     let first = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
     let digits = &raw[first..];
     if digits.len() > 8 {
-        return Err(PkiError::NotIssuedHere { path: path.into(), serial: hex::encode(raw) });
+        return Err(PkiError::NotIssuedHere {
+            path: path.into(),
+            serial: hex::encode(raw),
+        });
     }
-    Ok(digits.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    Ok(digits
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 fn check_segment(what: &'static str, value: &str) -> Result<(), PkiError> {
@@ -359,7 +330,9 @@ fn check_segment(what: &'static str, value: &str) -> Result<(), PkiError> {
 fn check_trust_domain(td: &str) -> Result<(), PkiError> {
     let ok = !td.is_empty()
         && td.len() <= 255
-        && td.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_'));
+        && td
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_'));
     if ok {
         return Ok(());
     }
@@ -391,14 +364,20 @@ mod tests {
         let ca = dir.path().join("ca");
         init_ca(&ca, "zv.test").unwrap();
         assert_eq!(mode(&ca.join("key.pem")), 0o600);
-        assert!(matches!(init_ca(&ca, "zv.test"), Err(PkiError::CaExists { .. })));
+        assert!(matches!(
+            init_ca(&ca, "zv.test"),
+            Err(PkiError::CaExists { .. })
+        ));
         let out = dir.path().join("alice");
         let v = Validity::days_from_now(30);
         let issued = issue_client(&ca, "analyst", "acme", "alice", &out, v).unwrap();
         assert_eq!(issued.subject, "spiffe://zv.test/analyst/acme/alice");
         assert_eq!(mode(&out.join("key.pem")), 0o600);
         let pem = std::fs::read_to_string(out.join("cert.pem")).unwrap();
-        let der = rustls_pemfile::certs(&mut pem.as_bytes()).next().unwrap().unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
         let id = crate::identity::Identity::from_peer_cert(&der, "zv.test").unwrap();
         assert_eq!(id.role, Role::Analyst);
         assert_eq!(serial_of(&out.join("cert.pem")).unwrap(), issued.serial);
@@ -408,20 +387,35 @@ mod tests {
     fn rejects_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca");
-        assert!(matches!(init_ca(&ca, "Bad TD"), Err(PkiError::InvalidName { .. })));
+        assert!(matches!(
+            init_ca(&ca, "Bad TD"),
+            Err(PkiError::InvalidName { .. })
+        ));
         init_ca(&ca, "zv.test").unwrap();
         let out = dir.path().join("x");
         let v = Validity::days_from_now(1);
         let err = issue_client(&ca, "root", "acme", "a", &out, v).unwrap_err();
         assert!(err.to_string().contains("unknown role"), "{err}");
         let err = issue_client(&ca, "operator", "Acme", "a", &out, v).unwrap_err();
-        assert!(matches!(err, PkiError::InvalidName { what: "organization", .. }));
+        assert!(matches!(
+            err,
+            PkiError::InvalidName {
+                what: "organization",
+                ..
+            }
+        ));
         let err = issue_client(&ca, "operator", "acme", "a/b", &out, v).unwrap_err();
         assert!(matches!(err, PkiError::InvalidName { what: "person", .. }));
-        let backwards = Validity { not_before: v.not_after, not_after: v.not_before };
+        let backwards = Validity {
+            not_before: v.not_after,
+            not_after: v.not_before,
+        };
         let err = issue_client(&ca, "operator", "acme", "a", &out, backwards).unwrap_err();
         assert!(matches!(err, PkiError::InvalidValidity));
-        assert!(matches!(issue_server(&ca, &[], &[], &out), Err(PkiError::NoServerNames)));
+        assert!(matches!(
+            issue_server(&ca, &[], &[], &out),
+            Err(PkiError::NoServerNames)
+        ));
     }
 
     #[test]
@@ -430,11 +424,22 @@ mod tests {
         let ca = dir.path().join("ca");
         init_ca(&ca, "zv.test").unwrap();
         let out = dir.path().join("bob");
-        issue_client(&ca, "operator", "acme", "bob", &out, Validity::days_from_now(1)).unwrap();
+        issue_client(
+            &ca,
+            "operator",
+            "acme",
+            "bob",
+            &out,
+            Validity::days_from_now(1),
+        )
+        .unwrap();
         let first = revoke(&ca, &out.join("cert.pem")).unwrap();
         assert_eq!(revoke(&ca, &out.join("cert.pem")).unwrap(), first);
         // A CA's own certificate is not in its issued list.
-        assert!(matches!(revoke(&ca, &ca.join("cert.pem")), Err(PkiError::NotIssuedHere { .. })));
+        assert!(matches!(
+            revoke(&ca, &ca.join("cert.pem")),
+            Err(PkiError::NotIssuedHere { .. })
+        ));
         write_crl(&ca, &dir.path().join("crl.pem")).unwrap();
         let pem = std::fs::read_to_string(dir.path().join("crl.pem")).unwrap();
         assert!(pem.starts_with("-----BEGIN X509 CRL-----"));

@@ -25,7 +25,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::tls::{HandshakeFailure, TlsReloader};
+use crate::tls::TlsReloader;
+pub use crate::tls::{HandshakeFailure, HandshakeStats};
 
 /// A TLS handshake must finish within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,11 +80,20 @@ pub async fn serve(
 
 /// Tells every connection to finish and waits for them, up to the grace.
 async fn drain(mut connections: JoinSet<()>, stop: watch::Sender<()>) {
-    tracing::info!(open = connections.len(), "shutting down: draining connections");
+    tracing::info!(
+        open = connections.len(),
+        "shutting down: draining connections"
+    );
     let _ = stop.send(());
     let all_done = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, all_done).await.is_err() {
-        tracing::warn!(open = connections.len(), "grace period over: aborting connections");
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "grace period over: aborting connections"
+        );
         connections.abort_all();
     }
 }
@@ -108,7 +118,10 @@ async fn connection(
         tls.handshake_stats().record(HandshakeFailure::NoCert);
         return;
     };
-    let peer = PeerInfo { cert_der, peer_addr };
+    let peer = PeerInfo {
+        cert_der,
+        peer_addr,
+    };
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
         app.clone().oneshot(req)

@@ -188,11 +188,17 @@ impl TlsReloader {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Io { path: path.into(), source })
+    std::fs::read(path).map_err(|source| TlsError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 fn pem_error(path: &Path, problem: impl ToString) -> TlsError {
-    TlsError::Pem { path: path.into(), problem: problem.to_string() }
+    TlsError::Pem {
+        path: path.into(),
+        problem: problem.to_string(),
+    }
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -250,7 +256,10 @@ mod tests {
                 name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"),
                 "{name}"
             );
-            assert!(name.contains("GCM") || name.contains("CHACHA20_POLY1305"), "{name}");
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "{name}"
+            );
         }
     }
 

@@ -233,6 +233,10 @@ mod tests {
         ));
     }
 
+    fn fail<T>(e: impl std::fmt::Display) -> T {
+        panic!("{e}")
+    }
+
     const MARKER: &[u8] = b"zv-plaintext-marker-5e1d9b";
     const SQLITE_HEADER: &[u8] = b"SQLite format 3";
 
@@ -277,16 +281,15 @@ mod tests {
         use crate::dataset_file::DatasetFile;
         use crate::keys::{DatasetKey, MasterKey, ZoneKey};
 
-        let ok = |e: &dyn std::fmt::Display| panic!("{e}");
         let t = tmp();
-        let dd = DataDir::create(&t.path().join("data")).unwrap_or_else(|e| ok(&e));
-        let marker = std::str::from_utf8(MARKER).unwrap_or_else(|e| ok(&e));
-        let master = MasterKey::generate().unwrap_or_else(|e| ok(&e));
+        let dd = DataDir::create(&t.path().join("data")).unwrap_or_else(fail);
+        let marker = std::str::from_utf8(MARKER).unwrap_or_else(fail);
+        let master = MasterKey::generate().unwrap_or_else(fail);
         let mut catalog =
-            Catalog::create(&dd.catalog_path(), &master.catalog_key()).unwrap_or_else(|e| ok(&e));
-        let z1: crate::ids::ZoneId = "z1".parse().unwrap_or_else(|e| ok(&e));
-        let zone_key = ZoneKey::generate().unwrap_or_else(|e| ok(&e));
-        let wrapped = zone_key.wrap(&master, &z1).unwrap_or_else(|e| ok(&e));
+            Catalog::create(&dd.catalog_path(), &master.catalog_key()).unwrap_or_else(fail);
+        let z1: crate::ids::ZoneId = "z1".parse().unwrap_or_else(fail);
+        let zone_key = ZoneKey::generate().unwrap_or_else(fail);
+        let wrapped = zone_key.wrap(&master, &z1).unwrap_or_else(fail);
         catalog
             .insert_zone(&NewZone {
                 id: &z1,
@@ -296,31 +299,33 @@ mod tests {
                 supervisor: "s",
                 wrapped_key: &wrapped,
             })
-            .unwrap_or_else(|e| ok(&e));
-        catalog.put_meta("note", marker).unwrap_or_else(|e| ok(&e));
+            .unwrap_or_else(fail);
+        catalog.put_meta("note", marker).unwrap_or_else(fail);
 
-        let id: DatasetId = "d1".parse().unwrap_or_else(|e| ok(&e));
-        let key = DatasetKey::generate().unwrap_or_else(|e| ok(&e));
-        let mut ds = DatasetFile::create(&dd.dataset_path(&id), &key).unwrap_or_else(|e| ok(&e));
+        let id: DatasetId = "d1".parse().unwrap_or_else(fail);
+        let key = DatasetKey::generate().unwrap_or_else(fail);
+        let mut ds = DatasetFile::create(&dd.dataset_path(&id), &key).unwrap_or_else(fail);
         ds.connection_mut()
             .execute_batch("CREATE TABLE rows(v TEXT)")
-            .unwrap_or_else(|e| ok(&e));
+            .unwrap_or_else(fail);
         for _ in 0..50 {
             ds.connection_mut()
                 .execute("INSERT INTO rows VALUES (?1)", [marker])
-                .unwrap_or_else(|e| ok(&e));
+                .unwrap_or_else(fail);
         }
         let n: i64 = ds
             .connection()
-            .query_row("SELECT count(*) FROM rows WHERE v = ?1", [marker], |r| r.get(0))
-            .unwrap_or_else(|e| ok(&e));
+            .query_row("SELECT count(*) FROM rows WHERE v = ?1", [marker], |r| {
+                r.get(0)
+            })
+            .unwrap_or_else(fail);
         assert_eq!(n, 50);
 
         // Connections open, WAL not checkpointed: the rows sit in -wal files.
         assert!(dd.dataset_path(&id).with_extension("db-wal").exists());
         assert!(assert_no_plaintext(dd.root()) >= 4);
         // After a checkpoint and close, the main files hold them.
-        ds.checkpoint().unwrap_or_else(|e| ok(&e));
+        ds.checkpoint().unwrap_or_else(fail);
         drop(ds);
         drop(catalog);
         assert!(assert_no_plaintext(dd.root()) >= 2);
@@ -335,8 +340,11 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
         conn.execute_batch("CREATE TABLE t(v TEXT)")
             .unwrap_or_else(|e| panic!("{e}"));
-        conn.execute("INSERT INTO t VALUES (?1)", [std::str::from_utf8(MARKER).unwrap_or("")])
-            .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute(
+            "INSERT INTO t VALUES (?1)",
+            [std::str::from_utf8(MARKER).unwrap_or("")],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         drop(conn);
         let files = all_files(t.path());
         assert!(files.iter().any(|(_, b)| contains(b, MARKER)));

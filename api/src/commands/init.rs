@@ -32,7 +32,15 @@ pub fn run(args: InitArgs) -> Result<()> {
     let master = MasterKey::generate()?;
     let datadir = DataDir::create(&args.target.data_dir)?;
     let mut written = Vec::new();
-    let result = create(&args, &datadir, &mut tpm, &master, &pcrs, &passphrases, &mut written);
+    let result = create(
+        &args,
+        &datadir,
+        &mut tpm,
+        &master,
+        &pcrs,
+        &passphrases,
+        &mut written,
+    );
     if result.is_err() {
         undo(&datadir, &written);
     }
@@ -71,8 +79,18 @@ fn create(
     let catalog = Catalog::create(&datadir.catalog_path(), &master.catalog_key())
         .context("cannot create the catalog")?;
     let appliance_id = catalog.appliance_id()?;
+    let ledger = unlock::open_ledger(datadir, master, &appliance_id)?;
     write_shares(args, master, passphrases, written)?;
-    println!("initialized appliance {appliance_id} in {}", datadir.root().display());
+    let details = serde_json::json!({
+        "pcrs": pcrs.to_string(),
+        "recovery_shares": args.recovery_shares,
+        "recovery_threshold": args.recovery_threshold,
+    });
+    unlock::record_event(&ledger, "appliance.init", details)?;
+    println!(
+        "initialized appliance {appliance_id} in {}",
+        datadir.root().display()
+    );
     println!("master key sealed to PCR policy sha256:{pcrs}");
     for (index, value) in sealed.expected.iter() {
         println!("  PCR {index:>2} = {}", hex::encode(value));

@@ -27,7 +27,8 @@ pub fn run(args: RecoverArgs) -> Result<()> {
         .map(|(file, pass)| file.open(pass.bytes()))
         .collect::<Result<Vec<Share>, RecoveryError>>()?;
     let master = recovery::combine(&shares, &files[0].key_check())?;
-    check_belongs_here(&sealed, &master)?;
+    let appliance_id = check_belongs_here(&sealed, &master)?;
+    let ledger = unlock::open_ledger(&sealed.datadir, &master, &appliance_id)?;
 
     let mut tpm = unlock::tpm(&args.target.tpm)?;
     let resealed = tpm
@@ -36,6 +37,14 @@ pub fn run(args: RecoverArgs) -> Result<()> {
     resealed
         .write_to(&sealed.datadir.sealed_dir())
         .context("cannot write the resealed master key")?;
+    let indices: Vec<u8> = files.iter().map(ShareFile::index).collect();
+    let details = serde_json::json!({
+        "shares": indices,
+        "pcrs": resealed.selection.to_string(),
+        "expected": resealed.expected.iter().map(|(i, v)| (i.to_string(), hex::encode(v)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    unlock::record_event(&ledger, "appliance.recover", details)?;
     println!(
         "master key recovered from {} shares and resealed to PCR policy sha256:{}",
         shares.len(),
@@ -65,10 +74,11 @@ fn read_share_files(args: &RecoverArgs) -> Result<Vec<ShareFile>> {
     Ok(files)
 }
 
-/// The combined key must open this appliance's catalog.
-fn check_belongs_here(sealed: &unlock::Sealed, master: &MasterKey) -> Result<()> {
+/// The combined key must open this appliance's catalog; returns the
+/// appliance id.
+fn check_belongs_here(sealed: &unlock::Sealed, master: &MasterKey) -> Result<String> {
     match Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key()) {
-        Ok(_) => Ok(()),
+        Ok(catalog) => Ok(catalog.appliance_id()?),
         Err(CatalogError::WrongKey { .. }) => {
             bail!("these recovery shares belong to another appliance: they do not open its catalog")
         }

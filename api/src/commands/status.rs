@@ -12,7 +12,10 @@ use crate::commands::unlock;
 pub fn run(args: TpmArgs) -> Result<()> {
     let sealed = unlock::open(&args.data_dir)?;
     println!("data dir:      {}", sealed.datadir.root().display());
-    println!("PCR policy:    sha256:{} (PolicyPCR)", sealed.sealed.selection);
+    println!(
+        "PCR policy:    sha256:{} (PolicyPCR)",
+        sealed.sealed.selection
+    );
     for (index, value) in sealed.sealed.expected.iter() {
         println!("  PCR {index:>2} sealed to {}", hex::encode(value));
     }

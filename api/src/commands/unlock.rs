@@ -19,8 +19,12 @@ pub struct Sealed {
 /// Opens the data directory and reads the sealed key, changing nothing.
 pub fn open(data_dir: &Path) -> Result<Sealed> {
     let datadir = DataDir::open(data_dir)?;
-    let sealed = SealedObject::read_from(&datadir.sealed_dir())
-        .with_context(|| format!("cannot read the sealed master key in {}", data_dir.display()))?;
+    let sealed = SealedObject::read_from(&datadir.sealed_dir()).with_context(|| {
+        format!(
+            "cannot read the sealed master key in {}",
+            data_dir.display()
+        )
+    })?;
     Ok(Sealed { datadir, sealed })
 }
 
@@ -45,4 +49,49 @@ pub fn unseal(tpm: &mut Tpm, sealed: &Sealed) -> Result<MasterKey> {
         Err(err) => return Err(anyhow::Error::new(err).context("cannot unseal the master key")),
     };
     MasterKey::from_bytes(&secret).context("the unsealed master key has the wrong length")
+}
+
+/// Opens the ledger of `datadir` with the checkpoint key derived from
+/// `master`, logging a torn tail that was cut off.
+pub fn open_ledger(
+    datadir: &DataDir,
+    master: &MasterKey,
+    appliance_id: &str,
+) -> Result<vault::ledger::Ledger> {
+    let seed = zeroize::Zeroizing::new(*master.ledger_signing_seed().ed25519_seed_bytes());
+    let (ledger, report) = vault::ledger::Ledger::open(
+        datadir.root(),
+        appliance_id,
+        seed,
+        vault::ledger::LedgerOptions::default(),
+    )
+    .context("cannot open the audit ledger")?;
+    if let Some(torn) = report.torn_tail {
+        tracing::warn!(
+            index = torn.index,
+            offset = torn.offset,
+            bytes = torn.bytes_removed,
+            "ledger: a torn final record was cut off at startup"
+        );
+    }
+    Ok(ledger)
+}
+
+/// Appends an appliance event (`system` identity) to the ledger and signs a
+/// checkpoint over it, so the event is durable and covered on return.
+pub fn record_event(
+    ledger: &vault::ledger::Ledger,
+    event: &str,
+    details: serde_json::Value,
+) -> Result<u64> {
+    use vault::ledger::{Decision, EntryKind, LedgerEntry};
+    let mut entry = LedgerEntry::new(EntryKind::Event, "system", "EVENT", event, Decision::Allow);
+    entry.details = Some(details);
+    let index = ledger
+        .append(&entry)
+        .with_context(|| format!("cannot record `{event}` in the audit ledger"))?;
+    ledger
+        .checkpoint()
+        .context("cannot sign a ledger checkpoint")?;
+    Ok(index)
 }

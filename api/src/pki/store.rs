@@ -76,7 +76,10 @@ impl CaState {
 
 /// Reads a file, naming it on failure.
 pub(super) fn read_to_string(path: &Path) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.into(), source })
+    fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Creates `dir` (mode 0700 when new) and its parents.
@@ -85,7 +88,10 @@ pub(super) fn create_dir(dir: &Path) -> Result<(), PkiError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| PkiError::Io { path: dir.into(), source })
+        .map_err(|source| PkiError::Io {
+            path: dir.into(),
+            source,
+        })
 }
 
 /// Writes `bytes` to `path` with `mode` through a temporary file and a
@@ -93,7 +99,10 @@ pub(super) fn create_dir(dir: &Path) -> Result<(), PkiError> {
 /// readable by others, not even briefly.
 pub(super) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     let tmp = temp_path(path);
-    let io = |source| PkiError::Io { path: path.into(), source };
+    let io = |source| PkiError::Io {
+        path: path.into(),
+        source,
+    };
     let result = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -114,6 +123,9 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), P
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }

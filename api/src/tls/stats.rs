@@ -48,7 +48,9 @@ impl HandshakeFailure {
 
     /// Classifies the error `tokio_rustls` returned from `accept`.
     pub fn from_accept_error(err: &io::Error) -> HandshakeFailure {
-        let rustls_err = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        let rustls_err = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
         match rustls_err {
             Some(rustls::Error::NoCertificatesPresented) => HandshakeFailure::NoCert,
             Some(rustls::Error::InvalidCertificate(cert_err)) => Self::from_cert_error(cert_err),
@@ -58,7 +60,11 @@ impl HandshakeFailure {
 
     fn from_cert_error(err: &CertificateError) -> HandshakeFailure {
         match err {
-            CertificateError::UnknownIssuer => HandshakeFailure::UnknownCa,
+            // A bad signature means a trusted CA's name but not its key: a
+            // look-alike CA, so "unknown CA" for the operator's purposes.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                HandshakeFailure::UnknownCa
+            }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 HandshakeFailure::Expired
             }
@@ -115,17 +121,33 @@ mod tests {
     #[test]
     fn classifies_rustls_errors() {
         let cases = [
-            (rustls::Error::NoCertificatesPresented, HandshakeFailure::NoCert),
-            (CertificateError::UnknownIssuer.into(), HandshakeFailure::UnknownCa),
+            (
+                rustls::Error::NoCertificatesPresented,
+                HandshakeFailure::NoCert,
+            ),
+            (
+                CertificateError::UnknownIssuer.into(),
+                HandshakeFailure::UnknownCa,
+            ),
             (CertificateError::Expired.into(), HandshakeFailure::Expired),
             (CertificateError::Revoked.into(), HandshakeFailure::Revoked),
-            (CertificateError::BadSignature.into(), HandshakeFailure::Other),
+            (
+                CertificateError::BadSignature.into(),
+                HandshakeFailure::UnknownCa,
+            ),
+            (
+                CertificateError::NotValidYet.into(),
+                HandshakeFailure::Other,
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(HandshakeFailure::from_accept_error(&io_err(err)), want);
         }
         let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
-        assert_eq!(HandshakeFailure::from_accept_error(&eof), HandshakeFailure::Other);
+        assert_eq!(
+            HandshakeFailure::from_accept_error(&eof),
+            HandshakeFailure::Other
+        );
     }
 
     #[test]

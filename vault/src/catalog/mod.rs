@@ -11,7 +11,7 @@ pub(crate) mod sqlcipher;
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::ids::{DatasetId, ZoneId};
 use crate::keys::{CatalogKey, WrappedKey};
@@ -189,7 +189,10 @@ impl Catalog {
         };
         let appliance_id = random_hex_16()?;
         let now = now_rfc3339();
-        let tx = catalog.conn.transaction().map_err(sql(path))?;
+        let tx = catalog
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(path))?;
         schema::migrate(&tx, path)?;
         tx.execute(
             "INSERT INTO meta(key, value) VALUES ('appliance_id', ?1), ('created_at', ?2)",
@@ -211,7 +214,9 @@ impl Catalog {
         }
         let mut conn =
             sqlcipher::open(path, key.sqlcipher_key_bytes()).map_err(|e| open_error(path, e))?;
-        let tx = conn.transaction().map_err(sql(path))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(path))?;
         schema::migrate(&tx, path)?;
         tx.commit().map_err(sql(path))?;
         let catalog = Catalog {

@@ -1,0 +1,92 @@
+//! `GET /metrics`: Prometheus text: requests by route and status, TLS
+//! handshake failures by reason, ledger size and fsync latencies.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// Request counters, keyed by route pattern and status.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn count(&self, route: &'static str, status: StatusCode) {
+        if let Ok(mut map) = self.requests.lock() {
+            *map.entry((route, status.as_u16())).or_default() += 1;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<((&'static str, u16), u64)> {
+        self.requests
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Renders the metrics.
+pub async fn render(State(state): State<Arc<AppState>>) -> Response {
+    let mut out = String::new();
+    requests(&mut out, &state);
+    handshakes(&mut out, &state);
+    ledger(&mut out, &state);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn requests(out: &mut String, state: &AppState) {
+    out.push_str("# HELP zonevault_requests_total Requests answered, by route and status.\n");
+    out.push_str("# TYPE zonevault_requests_total counter\n");
+    for ((route, status), n) in state.metrics.snapshot() {
+        let _ = writeln!(
+            out,
+            "zonevault_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+        );
+    }
+}
+
+fn handshakes(out: &mut String, state: &AppState) {
+    out.push_str("# HELP zonevault_tls_handshake_failures_total Failed TLS handshakes, by reason.\n");
+    out.push_str("# TYPE zonevault_tls_handshake_failures_total counter\n");
+    for (reason, n) in state.handshakes.snapshot() {
+        let _ = writeln!(
+            out,
+            "zonevault_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
+fn ledger(out: &mut String, state: &AppState) {
+    let _ = writeln!(
+        out,
+        "# HELP zonevault_ledger_size Entries in the audit ledger.\n\
+         # TYPE zonevault_ledger_size gauge\nzonevault_ledger_size {}",
+        state.ledger.size()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP zonevault_ledger_fsyncs_total Ledger fsyncs.\n\
+         # TYPE zonevault_ledger_fsyncs_total counter\nzonevault_ledger_fsyncs_total {}",
+        state.ledger.fsync_count()
+    );
+    let h = state.ledger.fsync_histogram();
+    out.push_str("# HELP zonevault_ledger_fsync_seconds Ledger fsync latency.\n");
+    out.push_str("# TYPE zonevault_ledger_fsync_seconds histogram\n");
+    let mut cumulative = 0u64;
+    for (i, count) in h.counts.iter().enumerate() {
+        cumulative += count;
+        let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(out, "zonevault_ledger_fsync_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "zonevault_ledger_fsync_seconds_sum {}", h.sum_seconds);
+    let _ = writeln!(out, "zonevault_ledger_fsync_seconds_count {}", h.count);
+}
+

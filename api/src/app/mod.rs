@@ -1,0 +1,57 @@
+//! The HTTP application: shared state, the router, and the audit layer that
+//! every request passes through. `app()` needs no socket, so tests drive it
+//! with `oneshot`; [`crate::server`] puts it behind mutual TLS.
+
+pub mod audit;
+mod health;
+mod ledger_routes;
+pub mod metrics;
+
+use std::sync::{Arc, Mutex};
+
+use axum::routing::{get, post};
+use axum::Router;
+use vault::catalog::Catalog;
+use vault::ledger::{Ledger, LedgerHmac};
+
+use crate::server::HandshakeStats;
+
+/// Everything a request handler may reach.
+pub struct AppState {
+    /// The audit ledger (shared with the writer thread).
+    pub ledger: Arc<Ledger>,
+    /// The encrypted catalog.
+    pub catalog: Mutex<Catalog>,
+    /// HMAC for sensitive request values in ledger entries.
+    pub hmac: LedgerHmac,
+    /// The SPIFFE trust domain of client identities.
+    pub trust_domain: String,
+    /// The appliance id (the ledger origin is `zonevault/<id>`).
+    pub appliance_id: String,
+    /// TLS handshake failures, for `/metrics`.
+    pub handshakes: Arc<HandshakeStats>,
+    /// Request counters and the like, for `/metrics`.
+    pub metrics: metrics::Metrics,
+}
+
+/// The request body limit for JSON requests (imports stream separately).
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole API: every route, behind the audit layer.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health::health))
+        .route("/metrics", get(metrics::render))
+        .route("/v1/ledger/checkpoint", get(ledger_routes::checkpoint))
+        .route("/v1/ledger/entries", get(ledger_routes::entries))
+        .route("/v1/ledger/proof/inclusion", get(ledger_routes::inclusion))
+        .route("/v1/ledger/proof/consistency", get(ledger_routes::consistency))
+        .route("/v1/ledger/key", get(ledger_routes::key))
+        .route("/v1/ledger/hash", post(ledger_routes::hash))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit,
+        ))
+        .with_state(state)
+}
