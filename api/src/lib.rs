@@ -7,6 +7,7 @@
 //! unsealed into a zeroizing [`vault::keys::MasterKey`] and only derived,
 //! zeroizing keys are kept for the server's lifetime.
 
+pub mod app;
 pub mod authz;
 pub mod cli;
 pub mod commands;

@@ -9,7 +9,10 @@
 pub mod catalog;
 pub mod datadir;
 pub mod dataset_file;
+pub mod detect;
 pub mod ids;
 pub mod keys;
 pub mod ledger;
 pub mod recovery;
+pub mod sample;
+pub mod schema;

@@ -372,7 +372,11 @@ mod tests {
             grade,
             quasi_identifier: false,
         };
-        let cols = [col(Grade::General2), col(Grade::General4), col(Grade::General3)];
+        let cols = [
+            col(Grade::General2),
+            col(Grade::General4),
+            col(Grade::General3),
+        ];
         assert_eq!(dataset_grade(&cols), Grade::General4);
         assert_eq!(dataset_grade(&[]), Grade::General1);
     }

@@ -95,12 +95,11 @@ fn admit(
     entry: &mut LedgerEntry,
 ) -> Result<Identity, ApiError> {
     let peer = peer.ok_or(ApiError::Unauthenticated)?;
-    let identity =
-        Identity::from_peer_cert(&peer.cert_der, &state.trust_domain).map_err(|e| {
-            ApiError::Forbidden {
-                reason: format!("identity refused: {e}"),
-            }
-        })?;
+    let identity = Identity::from_peer_cert(&peer.cert_der, &state.trust_domain).map_err(|e| {
+        ApiError::Forbidden {
+            reason: format!("identity refused: {e}"),
+        }
+    })?;
     entry.identity = identity.uri.clone();
     entry.role = Some(identity.role.to_string());
     let route = authz::match_route(path).ok_or(ApiError::NotFound)?;
@@ -167,9 +166,7 @@ fn describe(entry: &mut LedgerEntry, parts: &axum::http::response::Parts, body: 
 fn decision_of(status: StatusCode) -> LedgerDecision {
     match status {
         s if s.is_success() || s.is_redirection() => LedgerDecision::Allow,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            LedgerDecision::Deny
-        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => LedgerDecision::Deny,
         _ => LedgerDecision::Error,
     }
 }

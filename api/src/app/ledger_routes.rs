@@ -50,7 +50,10 @@ pub async fn entries(
     let start = range.start.unwrap_or(0);
     let end = range.end.unwrap_or(size);
     if end > size {
-        return Err(ApiError::bad_request("end", format!("beyond the tree size {size}")));
+        return Err(ApiError::bad_request(
+            "end",
+            format!("beyond the tree size {size}"),
+        ));
     }
     if start > end {
         return Err(ApiError::bad_request("start", "greater than end"));
@@ -59,7 +62,10 @@ pub async fn entries(
         let problem = format!("at most {MAX_ENTRIES_PER_PAGE} entries per request");
         return Err(ApiError::bad_request("end", problem));
     }
-    let lines = state.ledger.entries(start, end).map_err(ApiError::internal)?;
+    let lines = state
+        .ledger
+        .entries(start, end)
+        .map_err(ApiError::internal)?;
     let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
     for line in lines {
         body.extend_from_slice(&line);
@@ -84,19 +90,28 @@ pub async fn inclusion(
 ) -> Result<Json<Value>, ApiError> {
     check_size(&state, "tree_size", q.tree_size)?;
     if q.index >= q.tree_size {
-        return Err(ApiError::bad_request("index", "must be less than tree_size"));
+        return Err(ApiError::bad_request(
+            "index",
+            "must be less than tree_size",
+        ));
     }
     let leaf = state.ledger.entry(q.index).map_err(range_error("index"))?;
     if caller.role == Role::Analyst && !recorded_for(&leaf, &caller) {
         return Err(ApiError::Forbidden {
-            reason: format!("analyst asked for entry {} recorded for someone else", q.index),
+            reason: format!(
+                "analyst asked for entry {} recorded for someone else",
+                q.index
+            ),
         });
     }
     let proof = state
         .ledger
         .inclusion_proof(q.index, q.tree_size)
         .map_err(range_error("index"))?;
-    let root = state.ledger.root(q.tree_size).map_err(range_error("tree_size"))?;
+    let root = state
+        .ledger
+        .root(q.tree_size)
+        .map_err(range_error("tree_size"))?;
     Ok(Json(json!({
         "index": q.index,
         "tree_size": q.tree_size,
@@ -142,7 +157,10 @@ pub async fn consistency(
 fn check_size(state: &AppState, field: &str, size: u64) -> Result<(), ApiError> {
     let current = state.ledger.size();
     if size > current {
-        return Err(ApiError::bad_request(field, format!("beyond the tree size {current}")));
+        return Err(ApiError::bad_request(
+            field,
+            format!("beyond the tree size {current}"),
+        ));
     }
     Ok(())
 }
@@ -168,5 +186,7 @@ pub async fn hash(
     body: Result<Json<HashRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(crate::error::json_rejection)?;
-    Ok(Json(json!({ "hmac": state.hmac.hex(req.value.as_bytes()) })))
+    Ok(Json(
+        json!({ "hmac": state.hmac.hex(req.value.as_bytes()) }),
+    ))
 }

@@ -54,14 +54,7 @@ fn requests(out: &mut String, state: &AppState) {
 }
 
 fn handshakes(out: &mut String, state: &AppState) {
-    out.push_str("# HELP zonevault_tls_handshake_failures_total Failed TLS handshakes, by reason.\n");
-    out.push_str("# TYPE zonevault_tls_handshake_failures_total counter\n");
-    for (reason, n) in state.handshakes.snapshot() {
-        let _ = writeln!(
-            out,
-            "zonevault_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
+    state.handshakes.write_prometheus(out);
 }
 
 fn ledger(out: &mut String, state: &AppState) {
@@ -84,9 +77,11 @@ fn ledger(out: &mut String, state: &AppState) {
     for (i, count) in h.counts.iter().enumerate() {
         cumulative += count;
         let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-        let _ = writeln!(out, "zonevault_ledger_fsync_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "zonevault_ledger_fsync_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
     }
     let _ = writeln!(out, "zonevault_ledger_fsync_seconds_sum {}", h.sum_seconds);
     let _ = writeln!(out, "zonevault_ledger_fsync_seconds_count {}", h.count);
 }
-

@@ -45,7 +45,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/ledger/checkpoint", get(ledger_routes::checkpoint))
         .route("/v1/ledger/entries", get(ledger_routes::entries))
         .route("/v1/ledger/proof/inclusion", get(ledger_routes::inclusion))
-        .route("/v1/ledger/proof/consistency", get(ledger_routes::consistency))
+        .route(
+            "/v1/ledger/proof/consistency",
+            get(ledger_routes::consistency),
+        )
         .route("/v1/ledger/key", get(ledger_routes::key))
         .route("/v1/ledger/hash", post(ledger_routes::hash))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -1,21 +1,97 @@
 //! `zonevault serve`: unseal the master key, open the catalog and the
-//! ledger, and serve the mTLS API until SIGTERM or SIGINT.
+//! ledger (verifying it against its last signed checkpoint), and serve the
+//! mTLS API until SIGTERM or SIGINT. SIGHUP reloads the CRL.
+
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use vault::catalog::Catalog;
+use vault::ledger::LedgerHmac;
+use zeroize::Zeroizing;
 
+use crate::app::{self, AppState};
 use crate::cli::ServeArgs;
 use crate::commands::unlock;
 use crate::config::Config;
+use crate::tls::{TlsFiles, TlsReloader};
 
 /// Runs the server.
 pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging();
     let config = Config::load(&args.config)?;
     let sealed = unlock::open(&config.data_dir)?;
     let mut tpm = unlock::tpm(&config.tpm)?;
     let master = unlock::unseal(&mut tpm, &sealed)?;
     drop(tpm);
-    let _catalog = Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key())
+    let catalog = Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key())
         .context("cannot open the catalog")?;
-    anyhow::bail!("the mTLS server is not wired yet")
+    let appliance_id = catalog.appliance_id()?;
+    let ledger = unlock::open_ledger(&sealed.datadir, &master, &appliance_id)?;
+    let tls = TlsReloader::new(tls_files(&config)).context("cannot load the TLS material")?;
+    let state = Arc::new(AppState {
+        ledger: Arc::new(ledger),
+        catalog: Mutex::new(catalog),
+        hmac: LedgerHmac::new(Zeroizing::new(*master.ledger_hmac_key().hmac_key_bytes())),
+        trust_domain: config.trust_domain.clone(),
+        appliance_id,
+        handshakes: tls.handshake_stats(),
+        metrics: app::metrics::Metrics::default(),
+    });
+    drop(master);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, tls, state))
+}
+
+async fn serve(config: Config, tls: TlsReloader, state: Arc<AppState>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tls.spawn_sighup_reload()
+        .context("cannot install the SIGHUP handler")?;
+    unlock::record_event(
+        &state.ledger,
+        "appliance.serve",
+        serde_json::json!({ "listen": config.listen.to_string() }),
+    )?;
+    tracing::info!(listen = %config.listen, "zonevault serving mutual TLS");
+    let app = app::app(state.clone());
+    crate::server::serve(listener, tls, app, shutdown_signal())
+        .await
+        .context("the server failed")?;
+    let _ = state.ledger.checkpoint();
+    tracing::info!("zonevault stopped");
+    Ok(())
+}
+
+fn tls_files(config: &Config) -> TlsFiles {
+    TlsFiles {
+        cert_chain: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        client_ca: config.tls.client_ca.clone(),
+        crl: config.tls.crl.clone(),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZONEVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -23,15 +23,14 @@ mod values;
 pub use profile::ColumnProfiler;
 pub use scan::{scan_text, Finding};
 pub use validators::{
-    is_bank_card, is_email, is_licence_plate, is_mobile, is_passport, is_resident_id, is_uscc,
-    is_unionpay,
+    is_bank_card, is_email, is_licence_plate, is_mobile, is_passport, is_resident_id, is_unionpay,
+    is_uscc,
 };
 pub use values::{
-    is_address, is_amount, is_code, is_date, is_free_text, is_geo_point, is_integer,
-    is_person_name,
+    is_address, is_amount, is_code, is_date, is_free_text, is_geo_point, is_integer, is_person_name,
 };
 
-pub(crate) use validators::{luhn_check_digit, resident_id_check_char};
+pub(crate) use validators::{days_in_month, luhn_check_digit, resident_id_check_char};
 
 /// NFKC-normalizes and trims `value`, borrowing when nothing changes.
 ///

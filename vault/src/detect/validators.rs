@@ -63,8 +63,7 @@ fn today() -> u32 {
 /// `None` if a byte is not a digit.
 pub(crate) fn digits_value(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit()
-            .then(|| acc * 10 + u32::from(c - b'0'))
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
     })
 }
 
@@ -312,7 +311,9 @@ fn email_local_char(c: u8) -> bool {
 
 fn domain_label(label: &[u8]) -> bool {
     (1..=63).contains(&label.len())
-        && label.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && label
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         && label.first() != Some(&b'-')
         && label.last() != Some(&b'-')
 }
@@ -422,7 +423,11 @@ mod tests {
     #[test]
     fn bank_card_is_luhn_checked() {
         let body = b"622202123456789012";
-        let card = format!("{}{}", std::str::from_utf8(body).unwrap(), luhn_check_digit(body).unwrap() as char);
+        let card = format!(
+            "{}{}",
+            std::str::from_utf8(body).unwrap(),
+            luhn_check_digit(body).unwrap() as char
+        );
         assert!(is_bank_card(&card));
         assert!(is_unionpay(&card));
         assert!(is_bank_card("4111 1111 1111 1111"));
@@ -447,10 +452,23 @@ mod tests {
 
     #[test]
     fn licence_plate_formats() {
-        for ok in ["京A12345", "沪B·D12345", "粤BD12345", "京AF1234学", "川A1234警"] {
+        for ok in [
+            "京A12345",
+            "沪B·D12345",
+            "粤BD12345",
+            "京AF1234学",
+            "川A1234警",
+        ] {
             assert!(is_licence_plate(ok), "{ok}");
         }
-        for bad in ["京a12345", "京A1234", "京A1234567", "港A12345", "京AI2345", "京A12345学"] {
+        for bad in [
+            "京a12345",
+            "京A1234",
+            "京A1234567",
+            "港A12345",
+            "京AI2345",
+            "京A12345学",
+        ] {
             assert!(!is_licence_plate(bad), "{bad}");
         }
     }
