@@ -32,6 +32,12 @@ demo: build
 demo-stop:
 	@scripts/demo-stop.sh
 
+# Release build, then zonevault against its baselines (a few minutes; see
+# bench/README.md). Flags via BENCH_ARGS, e.g. BENCH_ARGS="--only a --pairs 5".
+bench: deps
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p bench --bin zonevault-bench -- $(BENCH_ARGS)
+
 clean:
 	$(CARGO) clean
 	rm -rf demo

@@ -15,6 +15,8 @@ use Role::{Analyst, Operator, Provider, Regulator};
 const ALL: &[Role] = &[Operator, Regulator, Provider, Analyst];
 const SUPERVISORS: &[Role] = &[Operator, Regulator];
 const SUPERVISORS_AND_ANALYST: &[Role] = &[Operator, Regulator, Analyst];
+const OPERATOR: &[Role] = &[Operator];
+const REGULATOR: &[Role] = &[Regulator];
 
 /// The authorization table: (method, axum route pattern, roles allowed).
 #[rustfmt::skip]
@@ -28,6 +30,15 @@ pub const RULES: &[(Method, &str, &[Role])] = &[
     (Method::GET,  "/v1/ledger/proof/consistency", SUPERVISORS_AND_ANALYST), // analyst: own entries only, checked in handler
     (Method::GET,  "/v1/ledger/key",               SUPERVISORS),
     (Method::POST, "/v1/ledger/hash",              SUPERVISORS),
+    (Method::POST, "/v1/zones",                    OPERATOR),
+    (Method::GET,  "/v1/zones",                    SUPERVISORS),   // each sees own zones, checked in handler
+    (Method::GET,  "/v1/zones/{id}",               SUPERVISORS),   // zone's operator org or supervisor, in handler
+    (Method::POST, "/v1/zones/{id}/supervision",   REGULATOR),     // current supervisor only, in handler
+    (Method::POST, "/v1/zones/{zone}/datasets",    OPERATOR),      // zone's operator org, in handler
+    (Method::GET,  "/v1/zones/{zone}/datasets",    SUPERVISORS),   // as GET /v1/zones/{id}
+    (Method::GET,  "/v1/datasets/{id}",            SUPERVISORS),   // as GET /v1/zones/{id}, for its zone
+    (Method::PUT,  "/v1/datasets/{id}/rows",       OPERATOR),      // zone's operator org, in handler
+    (Method::PATCH,"/v1/datasets/{id}/schema",     OPERATOR),      // zone's operator org, in handler
 ];
 
 /// Routes where [`RULES`] admits an analyst but the handler must further

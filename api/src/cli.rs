@@ -32,6 +32,20 @@ pub enum Command {
     /// Demo and test PKI: a CA, client and server certificates, a CRL.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Ask the server whether it is up: sealed state, version, ledger size (client).
+    Health(ClientArgs),
+    /// The audit ledger: verify it online or offline, fetch checkpoints,
+    /// entries and proofs (client).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Data zones: create, list, show, hand supervision over (client).
+    #[command(subcommand)]
+    Zone(ZoneCommand),
+    /// Datasets: create, import rows, show, confirm the schema (client).
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+    /// Write deterministic synthetic zone data (no server needed).
+    Sample(SampleArgs),
 }
 
 /// Where the data directory and the TPM are.
@@ -150,4 +164,265 @@ pub enum PkiCommand {
         #[arg(long, value_name = "FILE")]
         crl_out: PathBuf,
     },
+}
+
+/// `zonevault zone ...`.
+#[derive(Debug, Subcommand)]
+pub enum ZoneCommand {
+    /// Create a zone with its own zone key (operator).
+    Create {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Zone id, `[a-z0-9][a-z0-9_-]{0,63}`.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// sectoral, regional or foundational.
+        #[arg(long)]
+        kind: String,
+        /// finance, transport, credit, spatial, location, or free text.
+        #[arg(long)]
+        domain: String,
+        /// Supervising regulator organization (default: the bureau).
+        #[arg(long)]
+        supervisor: Option<String>,
+    },
+    /// List the zones the caller may see.
+    List {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one zone.
+    Show {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Zone id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Hand supervision of a zone to another regulator organization
+    /// (the current supervisor only).
+    HandOver {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Zone id.
+        #[arg(long)]
+        id: String,
+        /// The new supervising organization.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// `zonevault dataset ...`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Create an empty dataset in a zone (operator of the zone).
+    Create(DatasetCreateArgs),
+    /// Stream a CSV or JSON Lines file into an existing, empty dataset and
+    /// print the detected schema.
+    Import(DatasetImportArgs),
+    /// Show a dataset's metadata and schema.
+    Show {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Dataset id.
+        #[arg(long)]
+        id: String,
+    },
+    /// List a zone's datasets.
+    List {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Zone id.
+        #[arg(long)]
+        zone: String,
+    },
+    /// Confirm a dataset's schema, overriding columns first.
+    Confirm {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Dataset id.
+        #[arg(long)]
+        id: String,
+        /// `name:type:grade[:qi]`; an empty part keeps the detected value
+        /// (`phone::general-4`). Repeatable.
+        #[arg(long = "column", value_name = "NAME:TYPE:GRADE[:qi]")]
+        columns: Vec<String>,
+    },
+}
+
+/// `zonevault dataset create`.
+#[derive(Debug, Args)]
+pub struct DatasetCreateArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The zone.
+    #[arg(long)]
+    pub zone: String,
+    /// Dataset id, `[a-z0-9][a-z0-9_-]{0,63}`.
+    #[arg(long)]
+    pub id: String,
+    /// Title.
+    #[arg(long)]
+    pub title: String,
+    /// The providing organization.
+    #[arg(long)]
+    pub provider: String,
+    /// government-share, operator-own or feedback.
+    #[arg(long)]
+    pub source: String,
+    /// Retention: a duration like `365d` or an RFC 3339 date.
+    #[arg(long)]
+    pub retention: String,
+    /// The approved sharing application (required with government-share).
+    #[arg(long)]
+    pub application: Option<String>,
+    /// A quasi-identifier column name. Repeatable.
+    #[arg(long = "quasi-identifier", value_name = "COLUMN")]
+    pub quasi_identifiers: Vec<String>,
+}
+
+/// `zonevault dataset import`.
+#[derive(Debug, Args)]
+pub struct DatasetImportArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The zone the dataset must belong to.
+    #[arg(long)]
+    pub zone: String,
+    /// Dataset id (create it first with `zonevault dataset create`).
+    #[arg(long)]
+    pub id: String,
+    /// The file to stream.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// csv or jsonl (default: from the file name, else csv).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// utf-8 or gb18030 (CSV only).
+    #[arg(long, default_value = "utf-8")]
+    pub encoding: String,
+}
+
+/// `zonevault sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Number of rows.
+    #[arg(long, default_value_t = 1000)]
+    pub rows: u64,
+    /// Seed: the same seed always writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// utf-8 or gb18030 (CSV only).
+    #[arg(long, default_value = "utf-8")]
+    pub encoding: String,
+    /// Output file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Where the API is and who is calling, for client commands. Each flag
+/// overrides its `ZONEVAULT_*` variable; a missing one is named when needed.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// The server, `https://host:port`.
+    #[arg(long, env = "ZONEVAULT_ADDR", value_name = "URL")]
+    pub addr: Option<String>,
+    /// CA certificate(s) the server's certificate must chain to (PEM).
+    #[arg(long, env = "ZONEVAULT_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// The caller's client certificate (PEM).
+    #[arg(long, env = "ZONEVAULT_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// The caller's private key (PEM).
+    #[arg(long, env = "ZONEVAULT_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// `zonevault ledger ...`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute the root from every entry, check the checkpoint signature
+    /// and consistency with an older checkpoint; names the first bad entry.
+    Verify(LedgerVerifyArgs),
+    /// Print the latest signed checkpoint.
+    Checkpoint(ClientArgs),
+    /// Print entries `[start, end)` as JSON lines.
+    Entries {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// First entry.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// One past the last entry (default: the current size).
+        #[arg(long)]
+        end: Option<u64>,
+    },
+    /// Fetch the inclusion proof of one entry and check it against the
+    /// signed checkpoint.
+    Proof {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The entry (e.g. a `zonevault-ledger-index` receipt).
+        #[arg(long)]
+        index: u64,
+        /// The checkpoint's verifier key; fetched from the server if absent.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+    },
+    /// Print the signed-note verifier key of the checkpoints.
+    Key(ClientArgs),
+}
+
+/// `zonevault ledger verify`: online with the client flags, or offline with
+/// `--entries` and `--checkpoint`, or `--data-dir`.
+#[derive(Debug, Args)]
+pub struct LedgerVerifyArgs {
+    /// Server and client certificate (online mode).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The checkpoint verifier key (`<name>+<id>+<base64>`). Required
+    /// offline; online it pins the key instead of trusting the server's.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// An older signed checkpoint kept from an earlier run: the ledger must
+    /// extend it.
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
+    /// Where to store the verified checkpoint, for `--previous` next time.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Offline: exported entries, JSON lines as `GET /v1/ledger/entries` serves them.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "data_dir",
+        requires = "checkpoint"
+    )]
+    pub entries: Option<PathBuf>,
+    /// Offline: the signed checkpoint the entries must reproduce.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Offline: an appliance data directory; reads `ledger/entries.log` and
+    /// its stored hashes (so the first altered entry is named) and, unless
+    /// `--checkpoint` is given, `ledger/checkpoints`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }

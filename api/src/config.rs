@@ -70,6 +70,9 @@ pub struct Config {
     /// The regulator organization that supervises zones with no clear owner.
     #[serde(default = "default_bureau")]
     pub bureau: String,
+    /// The largest dataset import body accepted, in bytes (default 64 GiB).
+    #[serde(default = "default_max_import_bytes")]
+    pub max_import_bytes: u64,
     /// TLS material.
     pub tls: TlsConfig,
 }
@@ -80,6 +83,10 @@ fn default_trust_domain() -> String {
 
 fn default_bureau() -> String {
     "bjeit".to_owned()
+}
+
+fn default_max_import_bytes() -> u64 {
+    64 << 30
 }
 
 impl Config {

@@ -166,7 +166,11 @@ impl IntoResponse for ApiError {
             field,
             problem,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::app::audit::AuditReason(self.detail()));
+        response
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -239,12 +239,24 @@ impl Appliance {
             .args(["serve", "--config", s(&config)])
             .env("TSS2_LOG", "all+none")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(self.server_log())
             .spawn()
             .expect("spawn zonevault serve");
         self.server = Some(child);
         self.wait_listening()
+    }
+
+    /// The server's stderr goes to `server.log` (new at each start), so a
+    /// chatty server never blocks on a full pipe.
+    fn server_log(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.path("server.log"))
+            .map(Stdio::from)
+            .expect("open server.log")
     }
 
     fn wait_listening(&mut self) -> Result<u16, Output> {
@@ -253,7 +265,9 @@ impl Appliance {
             let child = self.server.as_mut().expect("server started");
             if child.try_wait().expect("try_wait").is_some() {
                 let child = self.server.take().expect("server");
-                return Err(child.wait_with_output().expect("output"));
+                let mut out = child.wait_with_output().expect("output");
+                out.stderr = std::fs::read(self.path("server.log")).unwrap_or_default();
+                return Err(out);
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(self.port);
@@ -299,6 +313,123 @@ impl Appliance {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
         (code.trim().parse().unwrap_or(0), body.to_owned())
+    }
+}
+
+impl Appliance {
+    /// The running server's address, `https://127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The `ZONEVAULT_*` client variables for `role` (a directory under pki/).
+    pub fn client_env(&self, role: &str) -> Vec<(&'static str, String)> {
+        let file = |f: &str| s(&self.path(&format!("pki/{f}"))).to_owned();
+        vec![
+            ("ZONEVAULT_ADDR", self.addr()),
+            ("ZONEVAULT_CACERT", file("ca/cert.pem")),
+            ("ZONEVAULT_CLIENT_CERT", file(&format!("{role}/cert.pem"))),
+            ("ZONEVAULT_CLIENT_KEY", file(&format!("{role}/key.pem"))),
+        ]
+    }
+
+    /// Runs the client command `zonevault ARGS` as `role`, configured
+    /// through the `ZONEVAULT_*` variables.
+    pub fn zonevault_as(&self, role: &str, args: &[&str]) -> Output {
+        Command::new(zonevault_bin())
+            .args(args)
+            .envs(self.client_env(role))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run zonevault: {e}"))
+    }
+
+    /// A `curl` caller as `role` bound to the current server; `Send`, so
+    /// threads can use it while the test holds the appliance.
+    pub fn curl_as(&self, role: &str) -> Curl {
+        Curl {
+            base: self.addr(),
+            cacert: self.path("pki/ca/cert.pem"),
+            cert: self.path(&format!("pki/{role}/cert.pem")),
+            key: self.path(&format!("pki/{role}/key.pem")),
+        }
+    }
+
+    /// Like [`Appliance::curl`], with the response headers.
+    pub fn curl_full(&self, role: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
+        self.curl_as(role).send(method, path, body)
+    }
+}
+
+/// `curl` with a client certificate against one server.
+#[derive(Debug, Clone)]
+pub struct Curl {
+    base: String,
+    cacert: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A response seen by [`Curl`]; status 0 when no HTTP response arrived.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: BTreeMap<String, String>,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// The `zonevault-ledger-index` receipt.
+    pub fn ledger_index(&self) -> Option<u64> {
+        self.headers.get("zonevault-ledger-index")?.parse().ok()
+    }
+}
+
+impl Curl {
+    /// One request; never panics on a refused or cut connection.
+    pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-i", "--http1.1", "-X", method])
+            .args(["--cacert", s(&self.cacert)])
+            .args(["--cert", s(&self.cert), "--key", s(&self.key)]);
+        if let Some(body) = body {
+            cmd.args(["-H", "content-type: application/json"])
+                .args(["--data-binary", body]);
+        }
+        let out = cmd
+            .arg(format!("{}{path}", self.base))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        parse_reply(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+fn parse_reply(text: &str) -> Reply {
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Reply {
+            status: 0,
+            headers: BTreeMap::new(),
+            body: text.to_owned(),
+        };
+    };
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
     }
 }
 

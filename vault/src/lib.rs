@@ -8,11 +8,15 @@
 //! narrowly named methods.
 pub mod catalog;
 pub mod datadir;
+pub mod dataset;
 pub mod dataset_file;
+pub mod desensitize;
 pub mod detect;
 pub mod ids;
+pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod recovery;
 pub mod sample;
 pub mod schema;
+pub mod zone;

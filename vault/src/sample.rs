@@ -96,7 +96,7 @@ impl SplitMix64 {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
 
-    fn pick<'a, T: ?Sized>(&mut self, items: &[&'a T]) -> &'a T {
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
 
@@ -164,7 +164,8 @@ fn push_name(buf: &mut Vec<u8>, rng: &mut SplitMix64) {
 
 fn push_resident_id(buf: &mut Vec<u8>, rng: &mut SplitMix64) {
     let start = buf.len();
-    buf.extend_from_slice(rng.pick(&REGIONS));
+    let region = rng.pick(&REGIONS);
+    buf.extend_from_slice(region);
     push_date(buf, rng, (1950, 2005), None);
     push_random_digits(buf, rng, 3);
     // The 17 bytes just written are all ASCII digits, so there is a check
@@ -174,7 +175,8 @@ fn push_resident_id(buf: &mut Vec<u8>, rng: &mut SplitMix64) {
 }
 
 fn push_mobile(buf: &mut Vec<u8>, rng: &mut SplitMix64) {
-    buf.extend_from_slice(rng.pick(&MOBILE_PREFIXES));
+    let prefix = rng.pick(&MOBILE_PREFIXES);
+    buf.extend_from_slice(prefix);
     push_random_digits(buf, rng, 8);
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vault::ledger::{LedgerEntry, LedgerError};
 
+use super::extract::ApiQuery;
 use super::AppState;
 use crate::error::ApiError;
 use crate::identity::{Identity, Role};
@@ -44,7 +45,7 @@ pub struct Range {
 /// `GET /v1/ledger/entries?start=&end=`: JSON lines, leaf bytes verbatim.
 pub async fn entries(
     State(state): State<Arc<AppState>>,
-    Query(range): Query<Range>,
+    ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Response, ApiError> {
     let size = state.ledger.size();
     let start = range.start.unwrap_or(0);
@@ -86,7 +87,7 @@ pub struct InclusionQuery {
 pub async fn inclusion(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Identity>,
-    Query(q): Query<InclusionQuery>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_size(&state, "tree_size", q.tree_size)?;
     if q.index >= q.tree_size {
@@ -137,7 +138,7 @@ pub struct ConsistencyQuery {
 /// `GET /v1/ledger/proof/consistency?first=&second=`.
 pub async fn consistency(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ConsistencyQuery>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_size(&state, "second", q.second)?;
     if q.first > q.second {

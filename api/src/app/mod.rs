@@ -3,9 +3,15 @@
 //! with `oneshot`; [`crate::server`] puts it behind mutual TLS.
 
 pub mod audit;
+pub mod datasets;
+pub mod extract;
 mod health;
+pub mod import_stream;
+pub mod keyring;
 mod ledger_routes;
 pub mod metrics;
+pub mod openapi;
+pub mod zones;
 
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +38,10 @@ pub struct AppState {
     pub handshakes: Arc<HandshakeStats>,
     /// Request counters and the like, for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// The master key, for zone and dataset keys only (see [`keyring`]).
+    pub keys: keyring::KeyRing,
+    /// Data directory, bureau and import limits for zones and datasets.
+    pub zones: zones::ZoneSettings,
 }
 
 /// The request body limit for JSON requests (imports stream separately).
@@ -42,6 +52,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::render))
+        .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/ledger/checkpoint", get(ledger_routes::checkpoint))
         .route("/v1/ledger/entries", get(ledger_routes::entries))
         .route("/v1/ledger/proof/inclusion", get(ledger_routes::inclusion))
@@ -51,6 +62,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/ledger/key", get(ledger_routes::key))
         .route("/v1/ledger/hash", post(ledger_routes::hash))
+        .merge(zones::routes())
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

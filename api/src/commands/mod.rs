@@ -1,13 +1,19 @@
 //! The subcommands of the `zonevault` binary: each validates its arguments
 //! into typed values, then acts. The binary's `main` only dispatches here.
 
+pub mod dataset;
+pub mod health;
 pub mod init;
+pub mod ledger;
 pub mod passphrase;
 pub mod pki;
 pub mod recover;
+pub mod sample;
 pub mod serve;
 pub mod status;
 pub mod unlock;
+pub mod wire;
+pub mod zone;
 
 use anyhow::Result;
 
@@ -21,5 +27,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Status(args) => status::run(args),
         Command::Recover(args) => recover::run(args),
         Command::Pki(cmd) => pki::run(cmd),
+        Command::Health(args) => health::run(args),
+        Command::Ledger(cmd) => ledger::run(cmd),
+        Command::Zone(cmd) => zone::run(cmd),
+        Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Sample(args) => sample::run(args),
     }
 }

@@ -36,8 +36,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         appliance_id,
         handshakes: tls.handshake_stats(),
         metrics: app::metrics::Metrics::default(),
+        zones: app::zones::ZoneSettings {
+            datadir: sealed.datadir.clone(),
+            bureau: config.bureau.clone(),
+            max_import_bytes: config.max_import_bytes,
+            imports: app::import_stream::ImportsInFlight::default(),
+        },
+        // The master key moves into the key ring: zone keys are wrapped
+        // under a key derived from it (see `app::keyring`).
+        keys: app::keyring::KeyRing::new(master),
     });
-    drop(master);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,8 +5,10 @@
 //! opening a catalog applies the migrations it lacks, in one transaction,
 //! and refuses a catalog written by a newer build.
 
+mod records;
 mod schema;
 pub(crate) mod sqlcipher;
+mod stored;
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +122,34 @@ pub enum CatalogError {
         id: DatasetId,
         /// The rejected count.
         row_count: u64,
+    },
+    /// A column name that the dataset does not have.
+    #[error("dataset {dataset} has no column {column:?}")]
+    UnknownColumn {
+        /// The dataset id.
+        dataset: DatasetId,
+        /// The name that matched no column.
+        column: String,
+    },
+    /// The dataset's lifecycle state does not allow the operation.
+    #[error("dataset {id} is {state}; cannot {action}")]
+    InvalidState {
+        /// The dataset id.
+        id: DatasetId,
+        /// Its current state.
+        state: crate::dataset::DatasetState,
+        /// What was refused.
+        action: &'static str,
+    },
+    /// A stored value does not parse (written by another tool, or damaged).
+    #[error("the stored {field} of {owner} is malformed: {problem}")]
+    Corrupt {
+        /// `zone:<id>` or `dataset:<id>`.
+        owner: String,
+        /// The column.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
     },
     /// A stored wrapped key has the wrong version or length.
     #[error("the stored wrapped key of {owner} is malformed")]

@@ -43,7 +43,20 @@ CREATE TABLE datasets (
 CREATE INDEX datasets_by_zone ON datasets(zone_id);
 ";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: what a dataset's import and schema confirmation record: the
+/// sharing application, the column schemas and quasi-identifiers (JSON),
+/// the confirmation flag and the import time. `grade` is `''` until the
+/// import grades the dataset.
+const V2: &str = "
+ALTER TABLE datasets ADD COLUMN application TEXT;
+ALTER TABLE datasets ADD COLUMN columns TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE datasets ADD COLUMN quasi_identifiers TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE datasets ADD COLUMN schema_confirmed INTEGER NOT NULL DEFAULT 0
+    CHECK (schema_confirmed IN (0, 1));
+ALTER TABLE datasets ADD COLUMN imported_at TEXT;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -34,12 +34,16 @@ pub(crate) use validators::{days_in_month, luhn_check_digit, resident_id_check_c
 
 /// NFKC-normalizes and trims `value`, borrowing when nothing changes.
 ///
-/// ASCII input and input that the NFKC quick check already accepts (most
-/// Chinese text) are returned borrowed, so the common case allocates
-/// nothing.
+/// Input of only ASCII and CJK unified ideographs (which NFKC leaves
+/// alone, and which leave no room for combining marks), and input that the
+/// NFKC quick check accepts, are returned borrowed, so the common case
+/// allocates nothing.
 pub fn normalize(value: &str) -> Cow<'_, str> {
     let trimmed = value.trim();
-    if trimmed.is_ascii() || is_nfkc_quick(trimmed.chars()) == IsNormalized::Yes {
+    if trimmed.is_ascii()
+        || trimmed.chars().all(nfkc_stable)
+        || is_nfkc_quick(trimmed.chars()) == IsNormalized::Yes
+    {
         return Cow::Borrowed(trimmed);
     }
     let folded: String = trimmed.nfkc().collect();
@@ -47,6 +51,12 @@ pub fn normalize(value: &str) -> Cow<'_, str> {
         t if t.len() == folded.len() => Cow::Owned(folded),
         t => Cow::Owned(t.to_owned()),
     }
+}
+
+/// Characters NFKC never changes, whatever follows them here: ASCII and
+/// the CJK unified ideographs (basic block and extension A).
+fn nfkc_stable(c: char) -> bool {
+    c.is_ascii() || matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 #[cfg(test)]

@@ -29,16 +29,26 @@ const COMPOUND_SURNAMES: [&str; 30] = [
     "太史", "申屠", "闻人", "司空", "拓跋", "赫连",
 ];
 
-/// Address keywords by level; an address names at least two levels.
-const ADDRESS_LEVELS: [&[&str]; 4] = [
-    &["省", "自治区", "市", "州", "盟"],
-    &["区", "县", "旗", "镇", "乡", "街道", "村", "社区"],
-    &["路", "街", "道", "巷", "弄", "胡同", "里", "园"],
-    &["号", "栋", "幢", "楼", "室", "单元", "院", "层"],
-];
+/// The address level a keyword character marks, as a bit: province or
+/// city (省市州盟), district, county, town or village (区县旗镇乡村),
+/// road or street (路街道巷弄胡里园), number or building (号栋幢楼室院层单).
+fn address_level(c: char) -> u8 {
+    match c {
+        '省' | '市' | '州' | '盟' => 1,
+        '区' | '县' | '旗' | '镇' | '乡' | '村' => 2,
+        '路' | '街' | '道' | '巷' | '弄' | '胡' | '里' | '园' => 4,
+        '号' | '栋' | '幢' | '楼' | '室' | '院' | '层' | '单' => 8,
+        _ => 0,
+    }
+}
 
 /// Sentence punctuation: prose has it, addresses and names do not.
-const SENTENCE_PUNCTUATION: &str = "，。！？；、,;!?";
+fn sentence_punctuation(c: char) -> bool {
+    matches!(
+        c,
+        ',' | ';' | '!' | '?' | '。' | '、' | '，' | '；' | '！' | '？'
+    )
+}
 
 fn han(c: char) -> bool {
     matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
@@ -74,19 +84,23 @@ pub fn is_person_name(s: &str) -> bool {
     person_name(&normalize(s))
 }
 
-/// Postal address: 5 to 80 characters, Han text without sentence
-/// punctuation that names at least two address levels (province/city,
-/// district/county/town, road/street, number/building).
+/// Postal address: 5 to 80 characters, mostly Han, without sentence
+/// punctuation, naming at least two address levels (see
+/// `address_level`). One pass over the characters.
 pub(crate) fn address(s: &str) -> bool {
-    let n = s.chars().count();
-    if !(5..=80).contains(&n) || s.contains(|c| SENTENCE_PUNCTUATION.contains(c)) {
+    if s.len() < 5 {
         return false;
     }
-    let levels = ADDRESS_LEVELS
-        .iter()
-        .filter(|words| words.iter().any(|w| s.contains(w)))
-        .count();
-    levels >= 2 && s.chars().filter(|&c| han(c)).count() * 2 >= n
+    let (mut n, mut hans, mut levels) = (0usize, 0usize, 0u8);
+    for c in s.chars() {
+        if sentence_punctuation(c) {
+            return false;
+        }
+        n += 1;
+        hans += usize::from(han(c));
+        levels |= address_level(c);
+    }
+    (5..=80).contains(&n) && levels.count_ones() >= 2 && hans * 2 >= n
 }
 
 /// Whether `s` is a postal address.
@@ -148,6 +162,9 @@ fn time_suffix(b: &[u8]) -> bool {
 /// time of day.
 pub(crate) fn date(s: &str) -> bool {
     let b = s.as_bytes();
+    if !b.get(..4).is_some_and(|y| y.iter().all(u8::is_ascii_digit)) {
+        return false;
+    }
     let parsed = if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
         digits_value(&b[0..4])
             .zip(digits_value(&b[4..6]))
@@ -181,6 +198,9 @@ fn coordinate(s: &str) -> Option<f64> {
 /// fractional parts, separated by a comma (optionally followed by a space)
 /// or a space, within the valid latitude/longitude ranges.
 pub(crate) fn geo_point(s: &str) -> bool {
+    if !s.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        return false;
+    }
     let Some((a, b)) = s.split_once(',').or_else(|| s.split_once(' ')) else {
         return false;
     };
@@ -198,31 +218,43 @@ pub fn is_geo_point(s: &str) -> bool {
 }
 
 /// Digits with optional thousands separators (`1,234,567`).
-fn grouped_integer(s: &str) -> bool {
-    let all_digits = |g: &str| g.bytes().all(|c| c.is_ascii_digit());
-    match s.split_once(',') {
-        None => (1..=19).contains(&s.len()) && all_digits(s),
-        Some((head, tail)) => {
-            (1..=3).contains(&head.len())
-                && all_digits(head)
-                && tail.split(',').all(|g| g.len() == 3 && all_digits(g))
-        }
-    }
+fn grouped_integer(b: &[u8]) -> bool {
+    let all_digits = |g: &[u8]| g.iter().all(u8::is_ascii_digit);
+    let mut groups = b.split(|&c| c == b',');
+    let head_ok = groups.next().is_some_and(|head| {
+        let max = if b.contains(&b',') { 3 } else { 19 };
+        (1..=max).contains(&head.len()) && all_digits(head)
+    });
+    head_ok && groups.all(|g| g.len() == 3 && all_digits(g))
 }
 
 /// Monetary amount: optional sign, optional `¥`/`￥`, digits (thousands
 /// commas allowed), at most 4 decimals, optional `元`/`万元`/`亿元` suffix.
 pub(crate) fn amount(s: &str) -> bool {
     let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let s = s.strip_prefix(['¥', '￥']).unwrap_or(s);
-    let s = ["万元", "亿元", "元"]
-        .iter()
-        .find_map(|u| s.strip_suffix(u))
-        .unwrap_or(s);
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let frac_ok = frac.len() <= 4 && frac.bytes().all(|c| c.is_ascii_digit());
-    let has_point = s.len() > int.len();
-    grouped_integer(int) && frac_ok && (!has_point || !frac.is_empty())
+    let s = match s.as_bytes().first() {
+        Some(b'0'..=b'9') => s,
+        _ => match s.strip_prefix(['¥', '￥']) {
+            Some(rest) => rest,
+            None => return false,
+        },
+    };
+    let s = if s.is_ascii() {
+        s
+    } else {
+        ["万元", "亿元", "元"]
+            .iter()
+            .find_map(|u| s.strip_suffix(u))
+            .unwrap_or(s)
+    };
+    let b = s.as_bytes();
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], Some(&b[p + 1..])),
+        None => (b, None),
+    };
+    let frac_ok =
+        frac.is_none_or(|f| (1..=4).contains(&f.len()) && f.iter().all(u8::is_ascii_digit));
+    frac_ok && grouped_integer(int)
 }
 
 /// Whether `s` is a monetary amount.
@@ -260,10 +292,16 @@ pub fn is_code(s: &str) -> bool {
 }
 
 /// Free text: at least 20 characters, or at least 8 with sentence
-/// punctuation.
+/// punctuation; never a bare digit string.
 pub(crate) fn free_text(s: &str) -> bool {
+    if s.len() < 8 || s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if s.is_ascii() {
+        return s.len() >= 20 || s.bytes().any(|b| matches!(b, b',' | b';' | b'!' | b'?'));
+    }
     let n = s.chars().take(20).count();
-    n >= 20 || (n >= 8 && s.contains(|c| SENTENCE_PUNCTUATION.contains(c)))
+    n >= 20 || (n >= 8 && s.contains(sentence_punctuation))
 }
 
 /// Whether `s` is free text.

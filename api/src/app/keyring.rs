@@ -1,0 +1,86 @@
+//! The server's hold on the key hierarchy below the master key.
+//!
+//! Zone keys are wrapped under a key the vault derives from the master key
+//! (`vault::keys::ZoneKey::wrap` takes the [`MasterKey`]), so a server that
+//! creates zones and opens datasets must keep the master key for its
+//! lifetime. It lives here and nowhere else in the server: a zeroizing
+//! [`MasterKey`] behind an `Arc` (never cloned out), reachable only through
+//! the three operations below, each of which hands back a zeroizing zone or
+//! dataset key that the caller drops at the end of its request. The catalog
+//! key, ledger keys and pseudonymization root are *not* derived from here.
+//!
+//! Narrowing this to the zone wrapping key alone needs a `ZoneWrappingKey`
+//! type in `vault::keys`; when it exists, this type should hold that
+//! instead.
+
+use std::sync::Arc;
+
+use vault::ids::{DatasetId, ZoneId};
+use vault::keys::{DatasetKey, KeyError, MasterKey, WrappedKey, ZoneKey};
+
+/// The master key, for wrapping and unwrapping zone keys only.
+pub struct KeyRing {
+    master: Arc<MasterKey>,
+}
+
+impl KeyRing {
+    /// Takes ownership of the unsealed master key.
+    pub fn new(master: MasterKey) -> KeyRing {
+        KeyRing {
+            master: Arc::new(master),
+        }
+    }
+
+    /// A fresh random zone key for `zone`, with its wrapped form to store.
+    pub fn new_zone_key(&self, zone: &ZoneId) -> Result<(ZoneKey, WrappedKey), KeyError> {
+        let key = ZoneKey::generate()?;
+        let wrapped = key.wrap(&self.master, zone)?;
+        Ok((key, wrapped))
+    }
+
+    /// Unwraps `zone`'s stored key.
+    pub fn zone_key(&self, wrapped: &WrappedKey, zone: &ZoneId) -> Result<ZoneKey, KeyError> {
+        ZoneKey::unwrap(wrapped, &self.master, zone)
+    }
+
+    /// Unwraps `dataset`'s stored key through its zone's stored key.
+    pub fn dataset_key(
+        &self,
+        zone_wrapped: &WrappedKey,
+        zone: &ZoneId,
+        dataset_wrapped: &WrappedKey,
+        dataset: &DatasetId,
+    ) -> Result<DatasetKey, KeyError> {
+        let zone_key = self.zone_key(zone_wrapped, zone)?;
+        DatasetKey::unwrap(dataset_wrapped, &zone_key, dataset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn zone_and_dataset_keys_round_trip_and_bind_their_ids() {
+        let ring = KeyRing::new(ok(MasterKey::generate()));
+        let z1: ZoneId = ok("z1".parse());
+        let z2: ZoneId = ok("z2".parse());
+        let d1: DatasetId = ok("d1".parse());
+        let (zone_key, zone_wrapped) = ok(ring.new_zone_key(&z1));
+        let ds_wrapped = ok(ok(DatasetKey::generate()).wrap(&zone_key, &d1));
+        assert!(ring
+            .dataset_key(&zone_wrapped, &z1, &ds_wrapped, &d1)
+            .is_ok());
+        assert!(ring.zone_key(&zone_wrapped, &z2).is_err());
+        let d2: DatasetId = ok("d2".parse());
+        assert!(ring
+            .dataset_key(&zone_wrapped, &z1, &ds_wrapped, &d2)
+            .is_err());
+        let other = KeyRing::new(ok(MasterKey::generate()));
+        assert!(other.zone_key(&zone_wrapped, &z1).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! The system under test: an initialized appliance from the e2e harness
+//! (its own swtpm, a demo PKI, `zonevault init`) and `zonevault serve`
+//! started here, so that its PID is known (for peak RSS) and its log goes
+//! to a file instead of a pipe nobody reads.
+
+use std::fs::File;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use e2e::appliance::{free_port, s, zonevault_bin, Appliance};
+
+use crate::client::Endpoint;
+
+/// How long the server may take to unseal, verify its ledger and listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `zonevault serve`, stopped (and its swtpm with it) on drop.
+pub struct Server {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Spawn to accepting connections (unseal on swtpm, ledger check), ms.
+    pub start_ms: f64,
+    // Dropped after `child` is killed: stops swtpm, removes the directory.
+    appliance: Appliance,
+}
+
+impl Server {
+    /// Sets up and initializes an appliance, then serves it.
+    pub fn start() -> Result<Server> {
+        let appliance = Appliance::new();
+        appliance.init("0,7");
+        let port = free_port();
+        let config = appliance.write_config(port, "");
+        let log = File::create(appliance.path("server.log"))?;
+        let started = Instant::now();
+        let mut child = Command::new(zonevault_bin())
+            .args(["serve", "--config", s(&config)])
+            .env("TSS2_LOG", "all+none")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn zonevault serve")?;
+        wait_listening(&mut child, port, &appliance)?;
+        Ok(Server {
+            child,
+            port,
+            start_ms: started.elapsed().as_secs_f64() * 1e3,
+            appliance,
+        })
+    }
+
+    /// The harness PKI directory (`ca/`, `server/`, one per role).
+    pub fn pki(&self) -> PathBuf {
+        self.appliance.path("pki")
+    }
+
+    /// A scratch directory inside the appliance's temporary directory.
+    pub fn scratch(&self) -> Result<PathBuf> {
+        let dir = self.appliance.path("bench");
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// The server reached as `role`.
+    pub fn endpoint(&self, role: &str) -> Result<Endpoint> {
+        Endpoint::new(self.port, &self.pki(), role)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_listening(child: &mut Child, port: u16, appliance: &Appliance) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(appliance.path("server.log")).unwrap_or_default();
+            bail!("zonevault serve exited ({status}):\n{log}");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("zonevault serve did not listen on port {port} within {START_TIMEOUT:?}")
+}

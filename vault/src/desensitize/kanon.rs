@@ -1,0 +1,289 @@
+//! k-anonymity over quasi-identifiers, small-cell-suppressed aggregates,
+//! and discrete Laplace noise for differentially private counts
+//! (GB/T 37964-2019 models).
+//!
+//! Everything here works on values *after* desensitization: equivalence
+//! classes are formed from the generalized output, which is what a
+//! recipient sees.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Counts the equivalence classes of quasi-identifier tuples, one row at a
+/// time, so a streamed extract can be checked in a first pass and filtered
+/// in a second without holding rows in memory.
+#[derive(Debug, Clone, Default)]
+pub struct EquivalenceClasses {
+    quasi_identifiers: Vec<usize>,
+    counts: HashMap<Vec<String>, usize>,
+}
+
+impl EquivalenceClasses {
+    /// Classes over the columns at `quasi_identifiers` (row indices).
+    pub fn new(quasi_identifiers: &[usize]) -> Self {
+        Self {
+            quasi_identifiers: quasi_identifiers.to_vec(),
+            counts: HashMap::new(),
+        }
+    }
+
+    fn key(&self, row: &[String]) -> Vec<String> {
+        let cell = |&i: &usize| row.get(i).cloned().unwrap_or_default();
+        self.quasi_identifiers.iter().map(cell).collect()
+    }
+
+    /// Counts one row.
+    pub fn observe(&mut self, row: &[String]) {
+        *self.counts.entry(self.key(row)).or_insert(0) += 1;
+    }
+
+    /// The size of the smallest class: the k the observed rows achieve
+    /// (0 when no row was observed).
+    pub fn k(&self) -> usize {
+        self.counts.values().copied().min().unwrap_or(0)
+    }
+
+    /// Whether `row` lies in a class of at least `k` rows.
+    pub fn admits(&self, row: &[String], k: usize) -> bool {
+        self.counts.get(&self.key(row)).is_some_and(|&n| n >= k)
+    }
+
+    /// How many observed rows lie in classes smaller than `k`.
+    pub fn rows_below(&self, k: usize) -> usize {
+        self.counts.values().filter(|&&n| n < k).sum()
+    }
+}
+
+/// The k of a set of rows that hold only quasi-identifier values (after
+/// generalization): the size of the smallest equivalence class, 0 for no
+/// rows.
+pub fn k_anonymity(rows: impl IntoIterator<Item = Vec<String>>) -> usize {
+    let mut counts: HashMap<Vec<String>, usize> = HashMap::new();
+    for row in rows {
+        *counts.entry(row).or_insert(0) += 1;
+    }
+    counts.values().copied().min().unwrap_or(0)
+}
+
+/// Drops the rows whose quasi-identifier tuple (columns `quasi_identifiers`)
+/// occurs fewer than `k` times. Returns the kept rows, in order, and the
+/// number suppressed; the kept rows are k-anonymous.
+pub fn suppress_small_classes(
+    rows: Vec<Vec<String>>,
+    quasi_identifiers: &[usize],
+    k: usize,
+) -> (Vec<Vec<String>>, usize) {
+    let mut classes = EquivalenceClasses::new(quasi_identifiers);
+    rows.iter().for_each(|r| classes.observe(r));
+    let before = rows.len();
+    let kept: Vec<Vec<String>> = rows.into_iter().filter(|r| classes.admits(r, k)).collect();
+    let suppressed = before - kept.len();
+    (kept, suppressed)
+}
+
+/// One cell of an aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The group-by values.
+    pub key: Vec<String>,
+    /// Rows in the group.
+    pub count: usize,
+    /// Sum of the measure over the rows that had one; `None` if none had.
+    pub sum: Option<f64>,
+}
+
+/// An aggregate after small-cell suppression.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Aggregate {
+    /// The groups of at least k rows, ordered by key.
+    pub groups: Vec<Group>,
+    /// How many groups were dropped for having fewer than k rows.
+    pub suppressed_groups: usize,
+}
+
+/// Groups rows by their group-by values, counts them and sums the measure,
+/// then drops every group of fewer than `k` rows (small-cell suppression).
+/// The group-by values should already be desensitized (generalized), since
+/// they are released as keys.
+pub fn aggregate(
+    rows: impl IntoIterator<Item = (Vec<String>, Option<f64>)>,
+    k: usize,
+) -> Aggregate {
+    let mut cells: BTreeMap<Vec<String>, (usize, Option<f64>)> = BTreeMap::new();
+    for (key, measure) in rows {
+        let cell = cells.entry(key).or_insert((0, None));
+        cell.0 += 1;
+        if let Some(m) = measure.filter(|m| m.is_finite()) {
+            cell.1 = Some(cell.1.unwrap_or(0.0) + m);
+        }
+    }
+    let before = cells.len();
+    let groups: Vec<Group> = cells
+        .into_iter()
+        .filter(|(_, (count, _))| *count >= k)
+        .map(|(key, (count, sum))| Group { key, count, sum })
+        .collect();
+    Aggregate {
+        suppressed_groups: before - groups.len(),
+        groups,
+    }
+}
+
+/// A source of uniform 64-bit values for noise.
+pub trait UniformSource {
+    /// The next uniformly distributed value.
+    fn next_u64(&mut self) -> u64;
+}
+
+/// SplitMix64: a reproducible source for tests and replays only. Its
+/// outputs reveal its state, so released noise must come from a
+/// CSPRNG-backed [`UniformSource`] instead.
+#[derive(Debug, Clone)]
+pub struct SeededSource(u64);
+
+impl SeededSource {
+    /// A source starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+}
+
+impl UniformSource for SeededSource {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A uniform value in the open interval (0, 1), from 53 random bits.
+fn open_unit(source: &mut impl UniformSource) -> f64 {
+    ((source.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// A geometric value on {0, 1, ...} with P(n) = (1 - q) qⁿ.
+fn geometric(q: f64, source: &mut impl UniformSource) -> i64 {
+    (open_unit(source).ln() / q.ln()).floor() as i64
+}
+
+/// Discrete Laplace noise with scale 1/ε (the difference of two geometric
+/// values with q = e^-ε): added to a count (sensitivity 1) it gives
+/// ε-differential privacy. `None` if ε is not positive and finite.
+pub fn discrete_laplace(epsilon: f64, source: &mut impl UniformSource) -> Option<i64> {
+    if !(epsilon.is_finite() && epsilon > 0.0) {
+        return None;
+    }
+    let q = (-epsilon).exp();
+    Some(geometric(q, source) - geometric(q, source))
+}
+
+/// `count` plus discrete Laplace noise at ε, clamped at zero.
+pub fn noisy_count(count: usize, epsilon: f64, source: &mut impl UniformSource) -> Option<u64> {
+    let noise = discrete_laplace(epsilon, source)?;
+    let noisy = i64::try_from(count)
+        .unwrap_or(i64::MAX)
+        .saturating_add(noise);
+    Some(u64::try_from(noisy).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(data: &[&[&str]]) -> Vec<Vec<String>> {
+        data.iter()
+            .map(|r| r.iter().map(|s| (*s).to_owned()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn k_is_the_smallest_class() {
+        let r = rows(&[
+            &["海淀区", "1990"],
+            &["海淀区", "1990"],
+            &["朝阳区", "1990"],
+        ]);
+        assert_eq!(k_anonymity(r.clone()), 1);
+        assert_eq!(k_anonymity(r[..2].to_vec()), 2);
+        assert_eq!(k_anonymity(Vec::new()), 0);
+    }
+
+    #[test]
+    fn small_classes_are_suppressed_until_k_holds() {
+        let r = rows(&[
+            &["1", "海淀区", "x"],
+            &["2", "海淀区", "y"],
+            &["3", "朝阳区", "z"],
+            &["4", "海淀区", "w"],
+        ]);
+        let (kept, suppressed) = suppress_small_classes(r, &[1], 2);
+        assert_eq!(suppressed, 1);
+        assert_eq!(
+            kept.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+            ["1", "2", "4"]
+        );
+        let qi: Vec<Vec<String>> = kept.iter().map(|r| vec![r[1].clone()]).collect();
+        assert!(k_anonymity(qi) >= 2);
+
+        let mut classes = EquivalenceClasses::new(&[1]);
+        rows(&[&["a", "p"], &["b", "p"], &["c", "q"]])
+            .iter()
+            .for_each(|r| classes.observe(r));
+        assert_eq!((classes.k(), classes.rows_below(2)), (1, 1));
+    }
+
+    #[test]
+    fn aggregates_drop_small_cells() {
+        let data = [
+            ("海淀区", 10.0),
+            ("海淀区", 5.0),
+            ("海淀区", 1.0),
+            ("朝阳区", 7.0),
+        ];
+        let input = data.iter().map(|(k, v)| (vec![(*k).to_owned()], Some(*v)));
+        let agg = aggregate(input, 3);
+        assert_eq!(agg.suppressed_groups, 1);
+        assert_eq!(
+            agg.groups,
+            [Group {
+                key: vec!["海淀区".into()],
+                count: 3,
+                sum: Some(16.0)
+            }]
+        );
+        let counts_only = aggregate([(vec!["a".into()], None)], 1);
+        assert_eq!(counts_only.groups[0].sum, None);
+    }
+
+    #[test]
+    fn discrete_laplace_is_centred_with_the_right_spread() {
+        let mut src = SeededSource::new(1);
+        let n = 20_000;
+        let draws: Vec<i64> = (0..n)
+            .map(|_| discrete_laplace(0.5, &mut src).unwrap())
+            .collect();
+        let mean = draws.iter().sum::<i64>() as f64 / n as f64;
+        let var = draws
+            .iter()
+            .map(|&d| (d as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        // Variance of the two-sided geometric: 2q / (1 - q)^2 ≈ 7.92 at ε = 0.5.
+        let q = (-0.5f64).exp();
+        let expected = 2.0 * q / (1.0 - q).powi(2);
+        assert!(mean.abs() < 0.1, "{mean}");
+        assert!(
+            (var - expected).abs() / expected < 0.05,
+            "{var} vs {expected}"
+        );
+        assert_eq!(discrete_laplace(0.0, &mut src), None);
+        let mut a = SeededSource::new(9);
+        let mut b = SeededSource::new(9);
+        assert_eq!(noisy_count(100, 1.0, &mut a), noisy_count(100, 1.0, &mut b));
+        assert_eq!(
+            noisy_count(0, 0.01, &mut a).map(|c| c < u64::MAX),
+            Some(true)
+        );
+    }
+}
