@@ -9,6 +9,7 @@
 //! the same way. Handlers describe what they touched with an [`Audit`]
 //! response extension; errors carry their internal detail in
 //! [`AuditReason`], which goes to the ledger and the log, never the body.
+//! Streamed responses are audited by [`super::audit_stream`].
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use vault::ledger::{Decision as LedgerDecision, EntryKind, LedgerEntry};
 
+use super::audit_stream::{record_streamed, StreamAudit};
 use super::AppState;
 use crate::authz::{self, Decision};
 use crate::error::ApiError;
@@ -65,7 +67,7 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
         }
         Err(err) => err.into_response(),
     };
-    let response = record(&state, entry, response).await;
+    let response = record(state.clone(), entry, response).await;
     state.metrics.count(route_label(&path), response.status());
     response
 }
@@ -113,8 +115,11 @@ fn admit(
 
 /// Makes the request's entry durable, then releases the response with its
 /// ledger receipt; 503 and no data when the ledger cannot be written.
-async fn record(state: &AppState, mut entry: LedgerEntry, response: Response) -> Response {
+async fn record(state: Arc<AppState>, mut entry: LedgerEntry, response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
+    if let Some(stream) = parts.extensions.remove::<StreamAudit>() {
+        return record_streamed(state, entry, parts, body, stream).await;
+    }
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) => {
@@ -123,7 +128,7 @@ async fn record(state: &AppState, mut entry: LedgerEntry, response: Response) ->
         }
     };
     describe(&mut entry, &parts, &bytes);
-    match append(state, &entry).await {
+    match append(&state, &entry).await {
         Ok(index) => {
             if let Ok(value) = HeaderValue::from_str(&index.to_string()) {
                 parts.headers.insert(LEDGER_INDEX_HEADER, value);
@@ -146,20 +151,25 @@ fn describe(entry: &mut LedgerEntry, parts: &axum::http::response::Parts, body: 
         entry.body_sha256 = Some(hex::encode(Sha256::digest(body)));
     }
     if let Some(audit) = parts.extensions.get::<Audit>() {
-        entry.resources.clone_from(&audit.resources);
-        entry.purpose.clone_from(&audit.purpose);
-        entry.filing.clone_from(&audit.filing);
-        entry.rows = audit.rows;
-        entry.details.clone_from(&audit.details);
-        if let Some(reason) = &audit.reason {
-            entry.reason.clone_from(reason);
-        }
+        apply_audit(entry, audit);
     }
     if let Some(AuditReason(reason)) = parts.extensions.get::<AuditReason>() {
         entry.reason.clone_from(reason);
     }
     if entry.reason.is_empty() {
         entry.reason = status.canonical_reason().unwrap_or("").to_owned();
+    }
+}
+
+/// Copies what a handler said it touched into the entry.
+pub(super) fn apply_audit(entry: &mut LedgerEntry, audit: &Audit) {
+    entry.resources.clone_from(&audit.resources);
+    entry.purpose.clone_from(&audit.purpose);
+    entry.filing.clone_from(&audit.filing);
+    entry.rows = audit.rows;
+    entry.details.clone_from(&audit.details);
+    if let Some(reason) = &audit.reason {
+        entry.reason.clone_from(reason);
     }
 }
 
