@@ -158,6 +158,12 @@ impl MasterKey {
         LedgerSigningSeed(*self.derive(KeyPurpose::LedgerSigning))
     }
 
+    /// The key that wraps zone keys. A server holds this, not the master
+    /// key, for the zone operations it performs after startup.
+    pub fn zone_wrapping_key(&self) -> ZoneWrappingKey {
+        ZoneWrappingKey(*self.derive(KeyPurpose::ZoneWrapping))
+    }
+
     /// The pseudonymization root.
     pub fn pseudonym_root(&self) -> PseudonymRoot {
         PseudonymRoot(*self.derive(KeyPurpose::Pseudonymization))
@@ -206,6 +212,10 @@ derived_key!(
     /// The raw seed, for `Ed25519KeyPair::from_seed_unchecked`.
     ed25519_seed_bytes
 );
+/// The key-encryption key of zone keys, derived from the master key.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct ZoneWrappingKey([u8; KEY_LEN]);
+
 derived_key!(
     /// The root from which pseudonymization keys are derived.
     PseudonymRoot,
@@ -316,14 +326,26 @@ impl ZoneKey {
 
     /// Wrap this key for storage in zone `id`'s catalog row.
     pub fn wrap(&self, master: &MasterKey, id: &ZoneId) -> Result<WrappedKey, KeyError> {
-        let kek = master.derive(KeyPurpose::ZoneWrapping);
-        wrap(&kek, &zone_aad(id), &self.0)
+        self.wrap_with(&master.zone_wrapping_key(), id)
+    }
+
+    /// [`ZoneKey::wrap`] with the zone wrapping key already derived.
+    pub fn wrap_with(&self, kek: &ZoneWrappingKey, id: &ZoneId) -> Result<WrappedKey, KeyError> {
+        wrap(&kek.0, &zone_aad(id), &self.0)
     }
 
     /// Unwrap zone `id`'s key. Any failure is [`KeyError::UnwrapFailed`].
     pub fn unwrap(wrapped: &WrappedKey, master: &MasterKey, id: &ZoneId) -> Result<Self, KeyError> {
-        let kek = master.derive(KeyPurpose::ZoneWrapping);
-        Ok(Self(*unwrap(&kek, &zone_aad(id), wrapped)?))
+        Self::unwrap_with(wrapped, &master.zone_wrapping_key(), id)
+    }
+
+    /// [`ZoneKey::unwrap`] with the zone wrapping key already derived.
+    pub fn unwrap_with(
+        wrapped: &WrappedKey,
+        kek: &ZoneWrappingKey,
+        id: &ZoneId,
+    ) -> Result<Self, KeyError> {
+        Ok(Self(*unwrap(&kek.0, &zone_aad(id), wrapped)?))
     }
 }
 

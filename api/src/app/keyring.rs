@@ -1,46 +1,42 @@
 //! The server's hold on the key hierarchy below the master key.
 //!
-//! Zone keys are wrapped under a key the vault derives from the master key
-//! (`vault::keys::ZoneKey::wrap` takes the [`MasterKey`]), so a server that
-//! creates zones and opens datasets must keep the master key for its
-//! lifetime. It lives here and nowhere else in the server: a zeroizing
-//! [`MasterKey`] behind an `Arc` (never cloned out), reachable only through
-//! the three operations below, each of which hands back a zeroizing zone or
-//! dataset key that the caller drops at the end of its request. The catalog
-//! key, ledger keys and pseudonymization root are *not* derived from here.
-//!
-//! Narrowing this to the zone wrapping key alone needs a `ZoneWrappingKey`
-//! type in `vault::keys`; when it exists, this type should hold that
-//! instead.
+//! The server keeps the zone wrapping key (derived from the master key with
+//! its own HKDF label), not the master key itself: the master key is dropped
+//! once startup has derived what the server needs. The wrapping key lives
+//! here and nowhere else in the server, behind an `Arc` (never cloned out),
+//! reachable only through the three operations below, each of which hands
+//! back a zeroizing zone or dataset key that the caller drops at the end of
+//! its request.
 
 use std::sync::Arc;
 
 use vault::ids::{DatasetId, ZoneId};
-use vault::keys::{DatasetKey, KeyError, MasterKey, WrappedKey, ZoneKey};
+use vault::keys::{DatasetKey, KeyError, MasterKey, WrappedKey, ZoneKey, ZoneWrappingKey};
 
-/// The master key, for wrapping and unwrapping zone keys only.
+/// The zone wrapping key, for wrapping and unwrapping zone keys only.
 pub struct KeyRing {
-    master: Arc<MasterKey>,
+    zone_kek: Arc<ZoneWrappingKey>,
 }
 
 impl KeyRing {
-    /// Takes ownership of the unsealed master key.
-    pub fn new(master: MasterKey) -> KeyRing {
+    /// Derives the zone wrapping key from the unsealed master key, which
+    /// the caller then drops.
+    pub fn new(master: &MasterKey) -> KeyRing {
         KeyRing {
-            master: Arc::new(master),
+            zone_kek: Arc::new(master.zone_wrapping_key()),
         }
     }
 
     /// A fresh random zone key for `zone`, with its wrapped form to store.
     pub fn new_zone_key(&self, zone: &ZoneId) -> Result<(ZoneKey, WrappedKey), KeyError> {
         let key = ZoneKey::generate()?;
-        let wrapped = key.wrap(&self.master, zone)?;
+        let wrapped = key.wrap_with(&self.zone_kek, zone)?;
         Ok((key, wrapped))
     }
 
     /// Unwraps `zone`'s stored key.
     pub fn zone_key(&self, wrapped: &WrappedKey, zone: &ZoneId) -> Result<ZoneKey, KeyError> {
-        ZoneKey::unwrap(wrapped, &self.master, zone)
+        ZoneKey::unwrap_with(wrapped, &self.zone_kek, zone)
     }
 
     /// Unwraps `dataset`'s stored key through its zone's stored key.
@@ -66,7 +62,7 @@ mod tests {
 
     #[test]
     fn zone_and_dataset_keys_round_trip_and_bind_their_ids() {
-        let ring = KeyRing::new(ok(MasterKey::generate()));
+        let ring = KeyRing::new(&ok(MasterKey::generate()));
         let z1: ZoneId = ok("z1".parse());
         let z2: ZoneId = ok("z2".parse());
         let d1: DatasetId = ok("d1".parse());
@@ -80,7 +76,7 @@ mod tests {
         assert!(ring
             .dataset_key(&zone_wrapped, &z1, &ds_wrapped, &d2)
             .is_err());
-        let other = KeyRing::new(ok(MasterKey::generate()));
+        let other = KeyRing::new(&ok(MasterKey::generate()));
         assert!(other.zone_key(&zone_wrapped, &z1).is_err());
     }
 }

@@ -42,10 +42,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
             max_import_bytes: config.max_import_bytes,
             imports: app::import_stream::ImportsInFlight::default(),
         },
-        // The master key moves into the key ring: zone keys are wrapped
-        // under a key derived from it (see `app::keyring`).
-        keys: app::keyring::KeyRing::new(master),
+        // Only the zone wrapping key is kept (see `app::keyring`).
+        keys: app::keyring::KeyRing::new(&master),
     });
+    drop(master);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -70,7 +70,7 @@ pub fn state(dir: &Path, full_disk: bool) -> Arc<AppState> {
             max_import_bytes: 1 << 20,
             imports: Default::default(),
         },
-        keys: api::app::keyring::KeyRing::new(master),
+        keys: api::app::keyring::KeyRing::new(&master),
     })
 }
 
