@@ -92,8 +92,8 @@ pub async fn run_pairs(plan: &Plan, server: &Server) -> Result<Results> {
     let baseline = baseline::Process::start(&pki)?;
     let ours_at = server.endpoint(ROLE)?;
     let theirs_at = baseline.endpoint(&pki, ROLE)?;
-    let mut operator = server.endpoint("operator")?.connect().await?;
-    let before = ledger_counters(&mut operator).await?;
+    let operator = server.endpoint("operator")?;
+    let before = ledger_counters(&operator).await?;
     let mut results = Results {
         ours: Vec::new(),
         baseline: Vec::new(),
@@ -108,7 +108,7 @@ pub async fn run_pairs(plan: &Plan, server: &Server) -> Result<Results> {
         results.ours.push(ours);
         results.baseline.push(theirs);
     }
-    let after = ledger_counters(&mut operator).await?;
+    let after = ledger_counters(&operator).await?;
     let entries = after.entries.saturating_sub(before.entries);
     let fsyncs = after.fsyncs.saturating_sub(before.fsyncs);
     if entries > 0 {
@@ -180,14 +180,16 @@ async fn client(mut c: Connection<Full<Bytes>>, deadline: Instant) -> (Vec<f64>,
 }
 
 /// The ledger's size and fsync count, from `/metrics` as the operator.
+/// Each reading uses a new connection: the server closes idle ones.
 #[derive(Debug, Clone, Copy)]
 struct LedgerCounters {
     entries: u64,
     fsyncs: u64,
 }
 
-async fn ledger_counters(operator: &mut Connection<Full<Bytes>>) -> Result<LedgerCounters> {
-    let (status, body) = operator.get("/metrics").await?;
+async fn ledger_counters(operator: &Endpoint) -> Result<LedgerCounters> {
+    let mut conn: Connection<Full<Bytes>> = operator.connect().await?;
+    let (status, body) = conn.get("/metrics").await?;
     if status != StatusCode::OK {
         bail!("GET /metrics: {status}");
     }
