@@ -17,6 +17,7 @@ const SUPERVISORS: &[Role] = &[Operator, Regulator];
 const SUPERVISORS_AND_ANALYST: &[Role] = &[Operator, Regulator, Analyst];
 const OPERATOR: &[Role] = &[Operator];
 const REGULATOR: &[Role] = &[Regulator];
+const ANALYST: &[Role] = &[Analyst];
 
 /// The authorization table: (method, axum route pattern, roles allowed).
 #[rustfmt::skip]
@@ -30,6 +31,7 @@ pub const RULES: &[(Method, &str, &[Role])] = &[
     (Method::GET,  "/v1/ledger/proof/consistency", SUPERVISORS_AND_ANALYST), // analyst: own entries only, checked in handler
     (Method::GET,  "/v1/ledger/key",               SUPERVISORS),
     (Method::POST, "/v1/ledger/hash",              SUPERVISORS),
+    (Method::GET,  "/v1/attestation",              SUPERVISORS),
     (Method::POST, "/v1/zones",                    OPERATOR),
     (Method::GET,  "/v1/zones",                    SUPERVISORS),   // each sees own zones, checked in handler
     (Method::GET,  "/v1/zones/{id}",               SUPERVISORS),   // zone's operator org or supervisor, in handler
@@ -39,6 +41,19 @@ pub const RULES: &[(Method, &str, &[Role])] = &[
     (Method::GET,  "/v1/datasets/{id}",            SUPERVISORS),   // as GET /v1/zones/{id}, for its zone
     (Method::PUT,  "/v1/datasets/{id}/rows",       OPERATOR),      // zone's operator org, in handler
     (Method::PATCH,"/v1/datasets/{id}/schema",     OPERATOR),      // zone's operator org, in handler
+    (Method::POST, "/v1/destructions",             OPERATOR),      // zone's operator org, in handler
+    (Method::GET,  "/v1/destructions/due",         SUPERVISORS),   // visible zones only, in handler
+    (Method::GET,  "/v1/destructions/{id}",        SUPERVISORS),   // zone's operator org or supervisor, in handler
+    (Method::POST, "/v1/destructions/{id}/approval", REGULATOR),   // zone's supervisor only, in handler
+    (Method::GET,  "/v1/destructions/{id}/certificate", SUPERVISORS), // as GET /v1/destructions/{id}
+    (Method::PUT,  "/v1/partners/{org}",           OPERATOR),
+    (Method::GET,  "/v1/partners",                 SUPERVISORS),
+    (Method::POST, "/v1/grants",                   OPERATOR),      // dataset's zone operator org, in handler
+    (Method::GET,  "/v1/grants",                   SUPERVISORS_AND_ANALYST), // visible datasets / own grants, in handler
+    (Method::DELETE,"/v1/grants/{id}",             OPERATOR),      // dataset's zone operator org, in handler
+    (Method::POST, "/v1/extracts",                 ANALYST),       // grant checks in handler
+    (Method::POST, "/v1/aggregates",              ANALYST),       // grant checks and ε budget in handler
+    (Method::GET,  "/v1/extracts/{id}/manifest",   SUPERVISORS_AND_ANALYST), // recipient, zone operator or regulator, in handler
 ];
 
 /// Routes where [`RULES`] admits an analyst but the handler must further

@@ -46,6 +46,152 @@ pub enum Command {
     Dataset(DatasetCommand),
     /// Write deterministic synthetic zone data (no server needed).
     Sample(SampleArgs),
+    /// Retention and two-person destruction: request, approve, list due
+    /// datasets, fetch certificates (client).
+    #[command(subcommand)]
+    Destruction(DestructionCommand),
+    /// Verify artifacts offline (no server, no TPM).
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// Remote attestation of the appliance (client).
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Partner organizations: tier and data access (client, operator).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Grants: create, list, revoke (client).
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Pull a desensitized extract under a grant into a file, with its
+    /// signed manifest beside it (client, analyst).
+    Extract(ExtractArgs),
+}
+
+/// `zonevault partner ...`.
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Set an organization's tier (1 most trusted … 3) and data access.
+    Set {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The organization.
+        #[arg(long)]
+        org: String,
+        /// 1, 2 or 3.
+        #[arg(long)]
+        tier: u8,
+        /// Let its analysts receive extracts (without it: no access).
+        #[arg(long)]
+        data_access: bool,
+    },
+    /// List partner organizations.
+    List {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `zonevault grant ...`.
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Grant an analyst (SPIFFE identity) or a partner organization
+    /// extracts of some columns of a dataset (operator of its zone).
+    Create(GrantCreateArgs),
+    /// List the grants the caller may see.
+    List {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only grants to this recipient.
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    /// Revoke a grant at once.
+    Revoke {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The grant id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// `zonevault grant create`.
+#[derive(Debug, Args)]
+pub struct GrantCreateArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// `spiffe://<td>/analyst/<org>/<person>`, or an organization.
+    #[arg(long)]
+    pub recipient: String,
+    /// The dataset.
+    #[arg(long)]
+    pub dataset: String,
+    /// Allowed columns, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub columns: Vec<String>,
+    /// The declared purpose.
+    #[arg(long)]
+    pub purpose: String,
+    /// The data-use filing, once filings exist.
+    #[arg(long)]
+    pub filing: Option<String>,
+    /// A row filter the analyst cannot widen.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Most rows per extract.
+    #[arg(long)]
+    pub row_limit: u64,
+    /// Most extracts (default: unlimited).
+    #[arg(long)]
+    pub max_extracts: Option<u64>,
+    /// Expiry, RFC 3339 (`2030-12-31T00:00:00Z`).
+    #[arg(long)]
+    pub expires: String,
+}
+
+/// `zonevault extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The grant.
+    #[arg(long)]
+    pub grant: String,
+    /// A subset of the grant's columns, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// A row filter, ANDed with the grant's.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// Start a CSV with a UTF-8 byte order mark (for Excel).
+    #[arg(long)]
+    pub bom: bool,
+    /// The file to write; the manifest goes to FILE.manifest.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `zonevault verify extract`.
+#[derive(Debug, Args)]
+pub struct VerifyExtractArgs {
+    /// The manifest (the signed note, or the JSON with a `note`).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The extract body.
+    #[arg(long, value_name = "FILE")]
+    pub body: PathBuf,
+    /// The appliance's verifier key (`zonevault ledger key`).
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
 }
 
 /// Where the data directory and the TPM are.
@@ -425,4 +571,137 @@ pub struct LedgerVerifyArgs {
     /// `--checkpoint` is given, `ledger/checkpoints`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// `zonevault verify ...`.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// Check a saved `GET /v1/attestation` bundle against the nonce that
+    /// was sent; PASS or FAIL with reasons, and the exit code follows.
+    Quote(VerifyQuoteArgs),
+    /// Check an extract's signed manifest and that the body is the one it
+    /// describes (SHA-256); non-zero exit on any mismatch.
+    Extract(VerifyExtractArgs),
+    /// Check a destruction certificate's signature, its recorded
+    /// verification, and (with its proof file) its ledger inclusion.
+    Certificate(VerifyCertificateArgs),
+}
+
+/// `zonevault verify certificate`.
+#[derive(Debug, Args)]
+pub struct VerifyCertificateArgs {
+    /// The certificate (signed note, as `destruction certificate` saves it).
+    #[arg(long, value_name = "FILE")]
+    pub certificate: PathBuf,
+    /// The ledger verifier key (`GET /v1/ledger/key`), inline or a file.
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
+    /// The inclusion proof bundle (default: `<certificate>.proof.json` if present).
+    #[arg(long, value_name = "FILE")]
+    pub proof: Option<PathBuf>,
+}
+
+/// `zonevault destruction ...`.
+#[derive(Debug, Subcommand)]
+pub enum DestructionCommand {
+    /// Request the destruction of a dataset or a whole zone (operator).
+    Request {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The dataset to destroy.
+        #[arg(long, conflicts_with = "zone", required_unless_present = "zone")]
+        dataset: Option<String>,
+        /// The zone to destroy (every dataset and the zone key).
+        #[arg(long)]
+        zone: Option<String>,
+        /// The legal basis.
+        #[arg(long)]
+        basis: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve (and so execute) or reject a destruction (zone regulator).
+    Approve {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The destruction id.
+        #[arg(long)]
+        id: String,
+        /// Reject instead of approving.
+        #[arg(long)]
+        reject: bool,
+    },
+    /// One destruction and its state.
+    Show {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The destruction id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Datasets past retention, due for destruction.
+    Due {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Save a certificate, and its ledger inclusion proof as `FILE.proof.json`.
+    Certificate {
+        /// Server and client certificate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The destruction id.
+        #[arg(long)]
+        id: String,
+        /// Where to write the certificate.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// `zonevault verify quote`.
+#[derive(Debug, Args)]
+pub struct VerifyQuoteArgs {
+    /// The bundle (JSON as `GET /v1/attestation` returns it).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// The nonce sent with the request, hex.
+    #[arg(long, value_name = "HEX")]
+    pub nonce: String,
+    /// Expected PCR values (from `zonevault-launch reference`); without
+    /// it the values are printed unjudged.
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// The enrolled AK public key (PEM); without it the bundle's AK is
+    /// trusted, and the output says so.
+    #[arg(long, value_name = "FILE")]
+    pub ak_pin: Option<PathBuf>,
+}
+
+/// `zonevault attest ...`.
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Challenge the appliance with a fresh nonce and verify its quote.
+    Verify(AttestVerifyArgs),
+}
+
+/// `zonevault attest verify`.
+#[derive(Debug, Args)]
+pub struct AttestVerifyArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Expected PCR values (from `zonevault-launch reference`).
+    #[arg(long, value_name = "FILE")]
+    pub reference: PathBuf,
+    /// The enrolled AK public key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ak_pin: Option<PathBuf>,
+    /// Also save the bundle the server returned.
+    #[arg(long, value_name = "FILE")]
+    pub save_bundle: Option<PathBuf>,
 }

@@ -220,6 +220,76 @@ impl Client {
             .unwrap_or_else(|_| Err(self.transport("request", "timed out")))
     }
 
+    /// Like [`Client::send`], but a 2xx body is handed to `sink` frame by
+    /// frame as it arrives (never held whole) and the returned body is
+    /// empty; other answers are read whole. Each frame must arrive within
+    /// the request timeout of the previous one.
+    pub fn send_streaming(
+        &self,
+        method: Method,
+        path: &str,
+        json_body: Option<Vec<u8>>,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Response, ClientError> {
+        let request = self.request(method, path, json_body)?;
+        self.runtime
+            .block_on(self.exchange_streaming(request, sink))
+    }
+
+    async fn exchange_streaming(
+        &self,
+        request: Request<Full<Bytes>>,
+        sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<Response, ClientError> {
+        let timeout = |step| self.transport(step, "timed out");
+        let tcp = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port)),
+        )
+        .await
+        .map_err(|_| timeout("connect"))?
+        .map_err(|e| self.transport("connect", e))?;
+        let tls = TlsConnector::from(self.config.clone())
+            .connect(self.endpoint.server_name.clone(), tcp)
+            .await
+            .map_err(|e| self.transport("TLS handshake", e))?;
+        let http = |e: hyper::Error| self.transport("HTTP exchange", e);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(http)?;
+        let driver = tokio::spawn(connection);
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(|_| timeout("HTTP exchange"))?
+            .map_err(http)?;
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status.as_u16();
+        let mut kept = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(REQUEST_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| timeout("body"))?;
+            let Some(frame) = frame.transpose().map_err(http)? else {
+                break;
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if (200..300).contains(&status) {
+                sink(&data).map_err(|e| self.transport("writing the body", e))?;
+            } else {
+                kept.extend_from_slice(&data);
+            }
+        }
+        drop(sender);
+        driver.abort();
+        Ok(Response {
+            status,
+            headers: parts.headers,
+            body: kept,
+        })
+    }
+
     fn request(
         &self,
         method: Method,

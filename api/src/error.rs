@@ -47,6 +47,19 @@ pub enum ApiError {
         /// Why, for the log and the ledger only.
         reason: String,
     },
+    /// The dataset was destroyed (410). The certificate id is public: it
+    /// names the signed record of the destruction, nothing sensitive.
+    #[error("gone: destroyed, certificate {}", certificate.as_deref().unwrap_or("pending"))]
+    Gone {
+        /// The destruction certificate's id.
+        certificate: Option<String>,
+    },
+    /// The dataset's retention has ended; it awaits destruction (409).
+    #[error("dataset {dataset} is due for destruction")]
+    DueForDestruction {
+        /// The dataset, for the log and the ledger.
+        dataset: String,
+    },
     /// The audit ledger could not record the request, so no data is
     /// released (503). `detail` is internal.
     #[error("ledger unavailable: {detail}")]
@@ -71,6 +84,8 @@ struct ErrorBody<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<&'a str>,
 }
 
 impl ApiError {
@@ -105,6 +120,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::DueForDestruction { .. } => StatusCode::CONFLICT,
             ApiError::LedgerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,6 +136,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Conflict { .. } => "conflict",
+            ApiError::Gone { .. } => "gone",
+            ApiError::DueForDestruction { .. } => "due_for_destruction",
             ApiError::LedgerUnavailable { .. } => "ledger_unavailable",
             ApiError::Internal { .. } => "internal",
         }
@@ -133,6 +152,12 @@ impl ApiError {
             ApiError::BadRequest { .. } => "the request is invalid",
             ApiError::PayloadTooLarge => "the request body is too large",
             ApiError::Conflict { .. } => "the request conflicts with the current state",
+            ApiError::Gone { .. } => {
+                "the dataset was destroyed; the destruction certificate records how"
+            }
+            ApiError::DueForDestruction { .. } => {
+                "the dataset's retention has ended; it awaits destruction"
+            }
             ApiError::LedgerUnavailable { .. } => {
                 "the audit ledger is unavailable; no data was released"
             }
@@ -165,6 +190,10 @@ impl IntoResponse for ApiError {
             message: self.public_message(),
             field,
             problem,
+            certificate: match &self {
+                ApiError::Gone { certificate } => certificate.as_deref(),
+                _ => None,
+            },
         };
         let mut response = (status, Json(body)).into_response();
         response
@@ -261,6 +290,26 @@ mod tests {
             json["message"],
             "the audit ledger is unavailable; no data was released"
         );
+    }
+
+    #[tokio::test]
+    async fn gone_names_the_certificate_and_due_is_a_conflict() {
+        let gone = ApiError::Gone {
+            certificate: Some("dc-0123".into()),
+        };
+        let (s, json, _) = render(gone).await;
+        assert_eq!(
+            (s, json["error"].as_str()),
+            (StatusCode::GONE, Some("gone"))
+        );
+        assert_eq!(json["certificate"], "dc-0123");
+        let due = ApiError::DueForDestruction {
+            dataset: "loans".into(),
+        };
+        let (s, json, _) = render(due).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(json["error"], "due_for_destruction");
+        assert!(json.get("certificate").is_none());
     }
 
     #[tokio::test]

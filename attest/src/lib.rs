@@ -1,21 +1,31 @@
-//! zonevault's TPM boundary: sealing the master key under a PCR policy, and
-//! the PCR types that policies, quotes and reference measurements share.
+//! zonevault's TPM boundary: sealing the master key under a PCR policy, the
+//! attestation key and quotes; and the verifier of quotes, event logs and
+//! reference measurements that a regulator runs.
 //!
 //! This crate owns the one connection to the TPM ([`Tpm`], feature `tpm`):
-//! reading and extending sha256 PCRs, and sealing a caller-supplied secret in
+//! reading and extending sha256 PCRs, sealing a caller-supplied secret in
 //! salted, parameter-encrypted sessions so it never crosses the TPM interface
-//! in clear. Without the `tpm` feature it is pure Rust ([`PcrSelection`],
-//! [`PcrValues`], [`SealedObject`]) and builds on a machine without libtss2.
-//! It never generates or stores key material itself, never writes a secret
-//! to disk, never logs one, and never falls back to software pretending to
-//! be a TPM.
+//! in clear, creating the attestation key and signing quotes with it.
+//! Without the `tpm` feature it is pure Rust ([`PcrSelection`],
+//! [`PcrValues`], [`SealedObject`], [`verify::verify_quote`], the event log
+//! and reference formats) and builds on a machine without libtss2: the
+//! verifier never needs a TPM. It never generates or stores key material
+//! itself, never writes a secret to disk, never logs one, and never falls
+//! back to software pretending to be a TPM.
 
+pub mod ak;
+pub mod eventlog;
 pub mod pcr;
+pub mod reference;
 pub mod sealed;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+pub mod verify;
 
+pub use ak::{AkBlob, AkPublicKey};
 pub use pcr::{PcrSelection, PcrValues, SelectionError};
+pub use reference::{Reference, LAUNCHER_PCR};
 pub use sealed::{SealedObject, StoreError};
 #[cfg(feature = "tpm")]
-pub use tpm::{Tpm, TpmError};
+pub use tpm::{Quote, Tpm, TpmError};
+pub use verify::{verify_quote, Bundle, Nonce, VerifiedQuote};

@@ -127,7 +127,7 @@ fn invalid(path: PathBuf, reason: &'static str) -> StoreError {
     StoreError::Invalid { path, reason }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
     fs::read(path).map_err(|source| StoreError::Io {
         path: path.to_owned(),
         source,
@@ -135,7 +135,7 @@ fn read(path: &Path) -> Result<Vec<u8>, StoreError> {
 }
 
 /// temp file in the same directory, write, fsync, rename over `name`.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let io_err = |p: &Path| {
@@ -149,7 +149,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> 
     fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| StoreError::Io {

@@ -39,6 +39,17 @@ pub fn zonevault_bin() -> PathBuf {
     bin
 }
 
+/// The measured launcher, `zonevault-launch`, next to [`zonevault_bin`].
+pub fn launcher_bin() -> PathBuf {
+    let bin = zonevault_bin().with_file_name("zonevault-launch");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build --bins)",
+        bin.display()
+    );
+    bin
+}
+
 /// Runs `zonevault ARGS` to completion.
 pub fn zonevault(args: &[&str]) -> Output {
     Command::new(zonevault_bin())
@@ -243,6 +254,26 @@ impl Appliance {
             .stderr(self.server_log())
             .spawn()
             .expect("spawn zonevault serve");
+        self.server = Some(child);
+        self.wait_listening()
+    }
+
+    /// Starts the server through the measured launcher (`zonevault-launch
+    /// run`, next to the `zonevault` binary) with the configuration for
+    /// `port` (the configuration is measured: keep the port to keep the
+    /// measurement), and waits as [`Appliance::start_server`] does.
+    pub fn start_launched(&mut self, port: u16, extra_config: &str) -> Result<u16, Output> {
+        self.port = port;
+        let config = self.write_config(self.port, extra_config);
+        let child = Command::new(launcher_bin())
+            .args(["run", "--config", s(&config), "--binary"])
+            .arg(zonevault_bin())
+            .env("TSS2_LOG", "all+none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.server_log())
+            .spawn()
+            .expect("spawn zonevault-launch run");
         self.server = Some(child);
         self.wait_listening()
     }

@@ -58,6 +58,73 @@ impl Swtpm {
         panic!("swtpm did not start after {START_ATTEMPTS} attempts");
     }
 
+    /// Manufactures a TPM in `state_dir` with an EK certificate and a
+    /// platform certificate issued by swtpm's local CA (`swtpm_setup
+    /// --create-ek-cert --create-platform-cert`), then starts it. The CA
+    /// lives in `state_dir/localca`; [`Swtpm::local_ca_cert`] is its
+    /// certificate.
+    pub fn start_with_ek_cert(state_dir: &Path) -> Swtpm {
+        let setup = state_dir.join("localca");
+        std::fs::create_dir_all(&setup)
+            .unwrap_or_else(|e| panic!("create {}: {e}", setup.display()));
+        let file = |name: &str, text: String| {
+            let path = setup.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            path
+        };
+        let ca = setup.join("ca");
+        let localca = file(
+            "swtpm-localca.conf",
+            format!(
+                "statedir = {d}\nsigningkey = {d}/signkey.pem\nissuercert = {d}/issuercert.pem\n\
+                 certserial = {d}/certserial\n",
+                d = ca.display()
+            ),
+        );
+        let options = file(
+            "swtpm-localca.options",
+            "--platform-manufacturer zonevault-test\n--platform-version 1\n--platform-model swtpm\n"
+                .to_owned(),
+        );
+        let config = file(
+            "swtpm_setup.conf",
+            format!(
+                "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = {}\n\
+                 create_certs_tool_options = {}\nactive_pcr_banks = sha256\n",
+                localca.display(),
+                options.display()
+            ),
+        );
+        let out = Command::new("swtpm_setup")
+            .args([
+                "--tpm2",
+                "--create-ek-cert",
+                "--create-platform-cert",
+                "--overwrite",
+            ])
+            .arg("--tpmstate")
+            .arg(state_dir)
+            .arg("--config")
+            .arg(&config)
+            .env("XDG_CONFIG_HOME", &setup)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run swtpm_setup: {e}"));
+        assert!(
+            out.status.success(),
+            "swtpm_setup failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Swtpm::start(state_dir)
+    }
+
+    /// The local CA certificate that issued the EK certificate of a TPM
+    /// made by [`Swtpm::start_with_ek_cert`] (PEM).
+    pub fn local_ca_cert(&self) -> PathBuf {
+        self.state_dir.join("localca/ca/issuercert.pem")
+    }
+
     /// The TCTI configuration string for this TPM.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)

@@ -6,15 +6,20 @@
 //! passphrase-encrypted recovery shares), or put key bytes in an error or a
 //! `Debug` string. Secrets zeroize on drop and are exposed only through
 //! narrowly named methods.
+pub mod aggregate;
 pub mod catalog;
 pub mod datadir;
 pub mod dataset;
 pub mod dataset_file;
 pub mod desensitize;
 pub mod detect;
+pub mod extract;
+pub mod filter;
+pub mod grant;
 pub mod ids;
 pub mod import;
 pub mod keys;
+pub mod lifecycle;
 pub mod ledger;
 pub mod recovery;
 pub mod sample;

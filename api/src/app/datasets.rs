@@ -236,6 +236,7 @@ pub async fn show(
     let id = dataset_id("id", &id)?;
     let catalog = catalog(&state)?;
     let dataset = visible_dataset(&catalog, &who, &id)?;
+    super::destructions::ensure_not_destroyed(&catalog, &dataset)?;
     answer(StatusCode::OK, &dataset, dataset_audit(&id, &dataset.zone))
 }
 

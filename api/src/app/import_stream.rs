@@ -143,8 +143,9 @@ fn open_for_import(
     who: &Identity,
     id: &DatasetId,
 ) -> Result<(Dataset, DatasetFile), ApiError> {
-    let catalog = catalog(state)?;
+    let mut catalog = catalog(state)?;
     let dataset = owned_dataset(&catalog, who, id)?;
+    super::destructions::ensure_accessible(&mut catalog, &dataset)?;
     if dataset.state != DatasetState::Created || dataset.row_count > 0 {
         let reason = format!("dataset {id} is {}; rows are imported once", dataset.state);
         return Err(ApiError::Conflict { reason });

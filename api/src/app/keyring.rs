@@ -7,15 +7,27 @@
 //! reachable only through the three operations below, each of which hands
 //! back a zeroizing zone or dataset key that the caller drops at the end of
 //! its request.
+//!
+//! For extracts it also keeps the pseudonymization root and the ledger's
+//! signing seed (manifests are signed with the ledger's key, so its one
+//! published verifier key checks both). Neither leaves this type: callers
+//! get a per-grant pseudonym key, a recipient fingerprint or a manifest
+//! signer, each built for one request.
 
 use std::sync::Arc;
 
+use vault::desensitize::{grant_key, ManifestError, ManifestSigner, PseudonymKey};
 use vault::ids::{DatasetId, ZoneId};
-use vault::keys::{DatasetKey, KeyError, MasterKey, WrappedKey, ZoneKey, ZoneWrappingKey};
+use vault::keys::{
+    DatasetKey, KeyError, LedgerSigningSeed, MasterKey, PseudonymRoot, WrappedKey, ZoneKey,
+    ZoneWrappingKey,
+};
 
 /// The zone wrapping key, for wrapping and unwrapping zone keys only.
 pub struct KeyRing {
     zone_kek: Arc<ZoneWrappingKey>,
+    pseudonyms: Arc<PseudonymRoot>,
+    signing_seed: Arc<LedgerSigningSeed>,
 }
 
 impl KeyRing {
@@ -24,7 +36,26 @@ impl KeyRing {
     pub fn new(master: &MasterKey) -> KeyRing {
         KeyRing {
             zone_kek: Arc::new(master.zone_wrapping_key()),
+            pseudonyms: Arc::new(master.pseudonym_root()),
+            signing_seed: Arc::new(master.ledger_signing_seed()),
         }
+    }
+
+    /// The pseudonymization key of grant `grant_id`.
+    pub fn grant_key(&self, grant_id: &str) -> PseudonymKey {
+        grant_key(&self.pseudonyms, grant_id)
+    }
+
+    /// The fingerprint of `recipient` in extracts under grant `grant_id`.
+    pub fn recipient_fingerprint(&self, grant_id: &str, recipient: &str) -> String {
+        vault::extract::recipient_fingerprint(&self.pseudonyms, grant_id, recipient)
+    }
+
+    /// A manifest signer named `name` (the ledger origin) with the
+    /// ledger's signing key.
+    pub fn manifest_signer(&self, name: &str) -> Result<ManifestSigner, ManifestError> {
+        let seed = zeroize::Zeroizing::new(*self.signing_seed.ed25519_seed_bytes());
+        ManifestSigner::new(name, &seed)
     }
 
     /// A fresh random zone key for `zone`, with its wrapped form to store.

@@ -2,9 +2,15 @@
 //! every request passes through. `app()` needs no socket, so tests drive it
 //! with `oneshot`; [`crate::server`] puts it behind mutual TLS.
 
+pub mod aggregates;
+pub mod attestation;
 pub mod audit;
+pub mod audit_stream;
 pub mod datasets;
+pub mod destructions;
 pub mod extract;
+pub mod extracts;
+pub mod grants;
 mod health;
 pub mod import_stream;
 pub mod keyring;
@@ -42,6 +48,10 @@ pub struct AppState {
     pub keys: keyring::KeyRing,
     /// Data directory, bureau and import limits for zones and datasets.
     pub zones: zones::ZoneSettings,
+    /// Certificate signer and retention sweep period.
+    pub lifecycle: destructions::Lifecycle,
+    /// The TPM connection and AK for quotes; `None` without an AK.
+    pub attest: Option<attestation::Attestor>,
 }
 
 /// The request body limit for JSON requests (imports stream separately).
@@ -62,7 +72,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/ledger/key", get(ledger_routes::key))
         .route("/v1/ledger/hash", post(ledger_routes::hash))
+        .route("/v1/attestation", get(attestation::attestation))
         .merge(zones::routes())
+        .merge(destructions::routes())
+        .merge(grants::routes())
+        .route("/v1/aggregates", post(aggregates::create))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

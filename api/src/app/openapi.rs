@@ -24,6 +24,7 @@ pub const SUMMARIES: &[(&str, &str, &str)] = &[
     ("GET",  "/v1/ledger/proof/consistency", "RFC 9162 consistency proof between two tree sizes"),
     ("GET",  "/v1/ledger/key",               "Signed-note verifier key of the checkpoints"),
     ("POST", "/v1/ledger/hash",              "HMAC under which the ledger records a value"),
+    ("GET",  "/v1/attestation",              "TPM quote binding a nonce and the ledger checkpoint"),
     ("POST", "/v1/zones",                    "Create a zone"),
     ("GET",  "/v1/zones",                    "List zones"),
     ("GET",  "/v1/zones/{id}",               "One zone"),
@@ -33,6 +34,19 @@ pub const SUMMARIES: &[(&str, &str, &str)] = &[
     ("PUT",  "/v1/datasets/{id}/rows",       "Stream a dataset's rows in (CSV or JSON Lines)"),
     ("PATCH","/v1/datasets/{id}/schema",     "Override and confirm a dataset's detected schema"),
     ("GET",  "/v1/datasets/{id}",            "A dataset's metadata and schema"),
+    ("POST", "/v1/destructions",             "Request the destruction of a dataset or zone (operator)"),
+    ("GET",  "/v1/destructions/due",         "Datasets past retention, due for destruction"),
+    ("GET",  "/v1/destructions/{id}",        "One destruction request and its state"),
+    ("POST", "/v1/destructions/{id}/approval", "Approve (and execute) or reject a destruction (zone regulator)"),
+    ("GET",  "/v1/destructions/{id}/certificate", "Signed destruction certificate (C2SP signed note)"),
+    ("PUT",  "/v1/partners/{org}",           "Set a partner organization's tier and data access"),
+    ("GET",  "/v1/partners",                 "List partner organizations"),
+    ("POST", "/v1/grants",                   "Grant an analyst or partner extracts of a dataset's columns"),
+    ("GET",  "/v1/grants",                   "List grants (?recipient=)"),
+    ("DELETE","/v1/grants/{id}",             "Revoke a grant at once"),
+    ("POST", "/v1/extracts",                 "Stream a desensitized extract (CSV or JSON Lines) under a grant"),
+    ("GET",  "/v1/extracts/{id}/manifest",   "The signed manifest of an extract"),
+    ("POST", "/v1/aggregates",               "Small-cell-suppressed counts, sums and averages under a grant, optional DP noise"),
 ];
 
 /// The document.

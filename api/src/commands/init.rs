@@ -76,6 +76,11 @@ fn create(
     sealed
         .write_to(&datadir.sealed_dir())
         .context("cannot write the sealed master key")?;
+    let ak = tpm
+        .create_ak()
+        .context("cannot create the attestation key in the TPM")?;
+    ak.write_to(&datadir.sealed_dir())
+        .context("cannot write the attestation key")?;
     let catalog = Catalog::create(&datadir.catalog_path(), &master.catalog_key())
         .context("cannot create the catalog")?;
     let appliance_id = catalog.appliance_id()?;
@@ -95,6 +100,10 @@ fn create(
     for (index, value) in sealed.expected.iter() {
         println!("  PCR {index:>2} = {}", hex::encode(value));
     }
+    println!(
+        "attestation key (ECC P-256) sha256:{}",
+        ak.key.fingerprint()
+    );
     println!(
         "{} recovery shares (any {} recover) written to {}",
         args.recovery_shares,

@@ -1,7 +1,11 @@
 //! The subcommands of the `zonevault` binary: each validates its arguments
 //! into typed values, then acts. The binary's `main` only dispatches here.
 
+pub mod attest;
 pub mod dataset;
+pub mod destruction;
+pub mod extract;
+pub mod grant;
 pub mod health;
 pub mod init;
 pub mod ledger;
@@ -32,5 +36,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Zone(cmd) => zone::run(cmd),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Sample(args) => sample::run(args),
+        Command::Destruction(cmd) => destruction::run(cmd),
+        Command::Verify(cmd) => attest::run_verify(cmd),
+        Command::Attest(cmd) => attest::run_attest(cmd),
+        Command::Partner(cmd) => grant::run_partner(cmd),
+        Command::Grant(cmd) => grant::run(cmd),
+        Command::Extract(args) => extract::run(args),
     }
 }

@@ -18,14 +18,20 @@ use crate::tls::{TlsFiles, TlsReloader};
 /// Runs the server.
 pub fn run(args: ServeArgs) -> Result<()> {
     init_logging();
+    // No core dumps (the master key is in memory); memory locked when the
+    // measured launcher asks for it.
+    let locked = firmware::harden::in_server().context("cannot harden the server process")?;
+    tracing::info!(memory_locked = locked, "core dumps disabled");
     let config = Config::load(&args.config)?;
     let sealed = unlock::open(&config.data_dir)?;
     let mut tpm = unlock::tpm(&config.tpm)?;
     let master = unlock::unseal(&mut tpm, &sealed)?;
-    drop(tpm);
+    let attestor =
+        app::attestation::Attestor::open(tpm, &sealed.datadir, &sealed.sealed.selection)?;
     let catalog = Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key())
         .context("cannot open the catalog")?;
     let appliance_id = catalog.appliance_id()?;
+    let lifecycle = lifecycle(&master, &appliance_id)?;
     let ledger = unlock::open_ledger(&sealed.datadir, &master, &appliance_id)?;
     let tls = TlsReloader::new(tls_files(&config)).context("cannot load the TLS material")?;
     let state = Arc::new(AppState {
@@ -44,6 +50,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         },
         // Only the zone wrapping key is kept (see `app::keyring`).
         keys: app::keyring::KeyRing::new(&master),
+        lifecycle,
+        attest: attestor,
     });
     drop(master);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,6 +73,7 @@ async fn serve(config: Config, tls: TlsReloader, state: Arc<AppState>) -> Result
         serde_json::json!({ "listen": config.listen.to_string() }),
     )?;
     tracing::info!(listen = %config.listen, "zonevault serving mutual TLS");
+    app::destructions::spawn_retention_sweep(state.clone());
     let app = app::app(state.clone());
     crate::server::serve(listener, tls, app, shutdown_signal())
         .await
@@ -72,6 +81,33 @@ async fn serve(config: Config, tls: TlsReloader, state: Arc<AppState>) -> Result
     let _ = state.ledger.checkpoint();
     tracing::info!("zonevault stopped");
     Ok(())
+}
+
+/// The certificate signer (the ledger's key under the ledger origin) and
+/// the retention sweep period: `ZONEVAULT_RETENTION_INTERVAL` seconds,
+/// 60 by default.
+fn lifecycle(
+    master: &vault::keys::MasterKey,
+    appliance_id: &str,
+) -> Result<app::destructions::Lifecycle> {
+    let seed = Zeroizing::new(*master.ledger_signing_seed().ed25519_seed_bytes());
+    let signer =
+        vault::lifecycle::CertificateSigner::new(&format!("zonevault/{appliance_id}"), &seed)
+            .context("cannot build the certificate signer")?;
+    let retention_interval = match std::env::var("ZONEVAULT_RETENTION_INTERVAL") {
+        Ok(v) => std::time::Duration::from_secs(
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .context("ZONEVAULT_RETENTION_INTERVAL must be a positive number of seconds")?,
+        ),
+        Err(_) => app::destructions::DEFAULT_RETENTION_INTERVAL,
+    };
+    Ok(app::destructions::Lifecycle {
+        signer,
+        retention_interval,
+    })
 }
 
 fn tls_files(config: &Config) -> TlsFiles {

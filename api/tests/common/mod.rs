@@ -56,6 +56,11 @@ pub fn state(dir: &Path, full_disk: bool) -> Arc<AppState> {
         wrap,
     )
     .unwrap();
+    let signer = vault::lifecycle::CertificateSigner::new(
+        &format!("zonevault/{appliance_id}"),
+        &Zeroizing::new(*master.ledger_signing_seed().ed25519_seed_bytes()),
+    )
+    .unwrap();
     Arc::new(AppState {
         ledger: Arc::new(ledger),
         catalog: Mutex::new(catalog),
@@ -71,6 +76,11 @@ pub fn state(dir: &Path, full_disk: bool) -> Arc<AppState> {
             imports: Default::default(),
         },
         keys: api::app::keyring::KeyRing::new(&master),
+        lifecycle: api::app::destructions::Lifecycle {
+            signer,
+            retention_interval: std::time::Duration::from_secs(60),
+        },
+        attest: None,
     })
 }
 

@@ -40,6 +40,29 @@ pub enum TpmError {
     /// TPM2_Unseal failed.
     #[error("TPM2_Unseal failed")]
     Unseal(#[source] tss_esapi::Error),
+    /// TPM2_Create of the attestation key failed.
+    #[error("TPM2_Create (attestation key) failed")]
+    CreateAk(#[source] tss_esapi::Error),
+    /// TPM2_Load of the attestation key failed (e.g. it belongs to another TPM).
+    #[error("TPM2_Load (attestation key) failed")]
+    LoadAk(#[source] tss_esapi::Error),
+    /// TPM2_Quote failed.
+    #[error("TPM2_Quote failed")]
+    Quote(#[source] tss_esapi::Error),
+    /// The PCRs kept changing between quoting and reading them.
+    #[error("the quoted PCRs kept changing while they were quoted")]
+    PcrsMoving,
+    /// The attestation key is not an ECC key.
+    #[error("the attestation key is not an ECC P-256 key")]
+    AkKind,
+    /// Reading an NV index (the EK certificate) failed.
+    #[error("TPM2_NV_Read of NV index {index:#010x} failed")]
+    NvRead {
+        /// The NV index.
+        index: u32,
+        /// The ESYS error.
+        source: tss_esapi::Error,
+    },
     /// TPM2_PCR_Read failed.
     #[error("TPM2_PCR_Read failed")]
     PcrRead(#[source] tss_esapi::Error),

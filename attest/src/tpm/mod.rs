@@ -6,6 +6,7 @@
 //! so every transient handle created here is flushed before the call that
 //! created it returns, on error paths too.
 
+mod ak;
 mod error;
 mod seal;
 
@@ -18,6 +19,7 @@ use tss_esapi::structures::{Digest, DigestValues, PcrSelectSize, PcrSelectionLis
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::Context;
 
+pub use ak::Quote;
 pub use error::TpmError;
 
 use crate::pcr::{PcrSelection, PcrValues, MAX_PCR_INDEX};

@@ -139,7 +139,7 @@ impl Tpm {
 
     /// The primary storage key, re-created from its template (same seed,
     /// same template, same key). The caller must flush it.
-    fn storage_key(&mut self) -> Result<KeyHandle, TpmError> {
+    pub(super) fn storage_key(&mut self) -> Result<KeyHandle, TpmError> {
         let template = storage_key_template().map_err(TpmError::CreatePrimary)?;
         self.context
             .execute_with_session(Some(AuthSession::Password), |ctx| {
@@ -244,7 +244,7 @@ fn sealed_template(policy: &[u8; 32]) -> Result<Public, EsysError> {
         .build()
 }
 
-fn marshal_public(public: Public) -> Result<Vec<u8>, TpmError> {
+pub(super) fn marshal_public(public: Public) -> Result<Vec<u8>, TpmError> {
     let marshal = |source| TpmError::Marshal {
         what: "public",
         source,
@@ -254,7 +254,7 @@ fn marshal_public(public: Public) -> Result<Vec<u8>, TpmError> {
         .map_err(marshal)
 }
 
-fn unmarshal_public(bytes: &[u8]) -> Result<Public, TpmError> {
+pub(super) fn unmarshal_public(bytes: &[u8]) -> Result<Public, TpmError> {
     let marshal = |source| TpmError::Marshal {
         what: "public",
         source,
@@ -264,7 +264,7 @@ fn unmarshal_public(bytes: &[u8]) -> Result<Public, TpmError> {
 }
 
 /// TPM2B_PRIVATE: a big-endian u16 size, then the bytes.
-fn marshal_private(private: &Private) -> Vec<u8> {
+pub(super) fn marshal_private(private: &Private) -> Vec<u8> {
     let bytes = private.value();
     let mut out = Vec::with_capacity(2 + bytes.len());
     // A Private holds at most a few hundred bytes, well under u16::MAX.
@@ -273,7 +273,7 @@ fn marshal_private(private: &Private) -> Vec<u8> {
     out
 }
 
-fn unmarshal_private(bytes: &[u8]) -> Result<Private, TpmError> {
+pub(super) fn unmarshal_private(bytes: &[u8]) -> Result<Private, TpmError> {
     let malformed = TpmError::Marshal {
         what: "private",
         source: EsysError::WrapperError(WrapperErrorKind::WrongParamSize),

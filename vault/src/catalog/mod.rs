@@ -5,6 +5,8 @@
 //! opening a catalog applies the migrations it lacks, in one transaction,
 //! and refuses a catalog written by a newer build.
 
+mod destructions;
+mod grants;
 mod records;
 mod schema;
 pub(crate) mod sqlcipher;

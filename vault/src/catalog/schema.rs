@@ -56,7 +56,71 @@ ALTER TABLE datasets ADD COLUMN schema_confirmed INTEGER NOT NULL DEFAULT 0
 ALTER TABLE datasets ADD COLUMN imported_at TEXT;
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: partner tiers, grants and the extracts made under them
+/// (each with its signed manifest note).
+const V3: &str = "
+CREATE TABLE partners (
+    org         TEXT PRIMARY KEY NOT NULL,
+    tier        INTEGER NOT NULL CHECK (tier BETWEEN 1 AND 3),
+    data_access INTEGER NOT NULL CHECK (data_access IN (0, 1)),
+    updated_by  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE grants (
+    id            TEXT PRIMARY KEY NOT NULL,
+    recipient     TEXT NOT NULL,
+    dataset       TEXT NOT NULL REFERENCES datasets(id) ON DELETE RESTRICT,
+    columns       TEXT NOT NULL,
+    purpose       TEXT NOT NULL,
+    filing        TEXT,
+    filter        TEXT,
+    row_limit     INTEGER NOT NULL CHECK (row_limit > 0),
+    max_extracts  INTEGER CHECK (max_extracts > 0),
+    extracts_used INTEGER NOT NULL DEFAULT 0 CHECK (extracts_used >= 0),
+    expires_at    TEXT NOT NULL,
+    revoked_at    TEXT,
+    created_by    TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX grants_by_recipient ON grants(recipient);
+
+CREATE TABLE extracts (
+    id           TEXT PRIMARY KEY NOT NULL,
+    grant_id     TEXT NOT NULL REFERENCES grants(id) ON DELETE RESTRICT,
+    recipient    TEXT NOT NULL,
+    manifest     TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL CHECK (ledger_index >= 0),
+    created_at   TEXT NOT NULL
+) STRICT;
+";
+
+/// Version 4: two-person destruction requests, their approval, and the
+/// signed certificate of each executed destruction. A destroyed key is
+/// overwritten in place with an empty blob (the column is `NOT NULL`).
+const V4: &str = "
+CREATE TABLE destructions (
+    id             TEXT PRIMARY KEY NOT NULL,
+    object_kind    TEXT NOT NULL CHECK (object_kind IN ('dataset', 'zone')),
+    object_id      TEXT NOT NULL,
+    zone_id        TEXT NOT NULL,
+    basis          TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    requested_by   TEXT NOT NULL,
+    requested_at   TEXT NOT NULL,
+    approved_by    TEXT,
+    approved_at    TEXT,
+    state          TEXT NOT NULL,
+    certificate_id TEXT,
+    certificate    TEXT,
+    ledger_index   INTEGER CHECK (ledger_index >= 0)
+) STRICT;
+
+CREATE INDEX destructions_by_object ON destructions(object_kind, object_id);
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1,0 +1,569 @@
+//! Extracts: an analyst pulls desensitized rows through a grant.
+//!
+//! `POST /v1/extracts` checks, in order, that the grant exists and is the
+//! caller's (or its organization's), is neither revoked nor expired nor
+//! used up, that the caller's organization is a partner with data access,
+//! that the requested columns lie within the grant, and that the dataset is
+//! confirmed and not due for destruction. Each refusal is a 403 whose
+//! reason reaches the ledger entry only; a column the policy will not
+//! release row by row (graded `core`) is a 403 naming the column.
+//!
+//! Then it streams: a blocking producer runs [`vault::extract::run`] (two
+//! passes for k-anonymity, nothing buffered beyond one 64 KiB chunk and a
+//! bounded channel) and feeds the response body. The audit layer writes the
+//! **start** entry before the first byte and the **completion** entry (rows,
+//! bytes, SHA-256) at the end ([`super::audit_stream`]). Before the body
+//! ends, the producer signs the manifest (with the start entry's index)
+//! and stores it, so `GET /v1/extracts/{id}/manifest` answers as soon as
+//! the analyst has the last byte.
+
+use std::io::{self, Write};
+use std::sync::atomic::AtomicU64;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vault::dataset::{Dataset, DatasetState};
+use vault::dataset_file::DatasetFile;
+use vault::desensitize::{manifest, Desensitizer, ExtractManifest, Policy, Technique, Tier};
+use vault::extract::{Format, Outcome, Selection, WhereClause};
+use vault::grant::{ExtractRecord, Grant};
+use vault::ledger::{LedgerEntry, Phase};
+use vault::schema::{dataset_grade, ColumnSchema};
+
+use super::audit::Audit;
+use super::audit_stream::StreamAudit;
+use super::datasets::visible_dataset;
+use super::extract::ApiPath;
+use super::grants::{column_refused, filter_error, new_id};
+use super::zones::{answer, catalog, Answer};
+use super::AppState;
+use crate::error::{json_rejection, ApiError};
+use crate::identity::{Identity, Role};
+
+/// The response header carrying the extract's id.
+pub const EXTRACT_ID_HEADER: &str = "zonevault-extract-id";
+/// The response header carrying the policy version.
+pub const POLICY_VERSION_HEADER: &str = "zonevault-policy-version";
+/// Chunks in flight between the producer and the response body.
+const CHANNEL_CHUNKS: usize = 8;
+/// How long the producer waits for the client to start reading.
+const FIRST_READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// How far back the producer looks for its start entry.
+const START_ENTRY_SEARCH: u64 = 100_000;
+
+/// `POST /v1/extracts` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractRequest {
+    grant: String,
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    bom: bool,
+}
+
+/// Everything the producer needs, checked and opened.
+struct Job {
+    id: String,
+    grant: Grant,
+    dataset: Dataset,
+    recipient: String,
+    tier: Tier,
+    policy: Policy,
+    desensitizer: Desensitizer,
+    selection: Selection,
+    format: Format,
+    file: DatasetFile,
+}
+
+/// `POST /v1/extracts` (analyst): checks the grant, then streams.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Identity>,
+    body: Result<Json<ExtractRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) => return json_rejection(e).into_response(),
+    };
+    match prepare(&state, &who, req) {
+        Ok(job) => stream(state, job),
+        Err(refused) => *refused,
+    }
+}
+
+/// A refusal response, boxed (a `Response` is large).
+type Refused = Box<Response>;
+
+/// A 403 whose reason goes to the ledger entry, never the body.
+fn deny(grant: &str, reason: impl Into<String>) -> Refused {
+    let reason = reason.into();
+    let mut response = ApiError::Forbidden {
+        reason: reason.clone(),
+    }
+    .into_response();
+    response.extensions_mut().insert(Audit {
+        resources: vec![format!("grant:{grant}")],
+        reason: Some(reason),
+        ..Audit::default()
+    });
+    Box::new(response)
+}
+
+fn fail(e: ApiError) -> Refused {
+    Box::new(e.into_response())
+}
+
+/// The checks of the module documentation, then the dataset file opened
+/// and one extract counted against the grant.
+fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job, Refused> {
+    let format = parse_format(req.format.as_deref(), req.bom).map_err(fail)?;
+    let mut catalog = catalog(state).map_err(fail)?;
+    let grant = catalog
+        .grant(req.grant.trim())
+        .map_err(|e| fail(ApiError::internal(e)))?
+        .ok_or_else(|| deny(&req.grant, "no such grant"))?;
+    if let Some(refusal) = grant.refusal(&who.uri, &who.org, time::OffsetDateTime::now_utc()) {
+        return Err(deny(&grant.id, refusal.to_string()));
+    }
+    let tier = partner_tier(&catalog, who, &grant)?;
+    let dataset = usable_dataset(&catalog, &grant)?;
+    let columns = selected_columns(&grant, &dataset, req.columns.as_deref())?;
+    let policy = Policy::default_v1();
+    let key = state.keys.grant_key(&grant.id);
+    let desensitizer = Desensitizer::new(&columns, tier, &policy, &key)
+        .map_err(|refusal| Box::new(column_refused(&refusal)))?;
+    let filter = combined_filter(&grant, &dataset, &desensitizer, req.filter.as_deref())?;
+    let file = open_dataset(state, &catalog, &dataset).map_err(fail)?;
+    if !catalog
+        .take_extract(&grant.id)
+        .map_err(|e| fail(ApiError::internal(e)))?
+    {
+        return Err(deny(
+            &grant.id,
+            "the grant's extracts are used up or it was revoked",
+        ));
+    }
+    let selection = Selection {
+        columns: columns.iter().map(|c| c.name.clone()).collect(),
+        filter,
+        row_limit: grant.row_limit,
+    };
+    Ok(Job {
+        id: new_id("x").map_err(fail)?,
+        recipient: who.uri.clone(),
+        grant,
+        dataset,
+        tier,
+        policy,
+        desensitizer,
+        selection,
+        format,
+        file,
+    })
+}
+
+fn parse_format(format: Option<&str>, bom: bool) -> Result<Format, ApiError> {
+    match format.map(str::trim) {
+        None | Some("") | Some("csv") => Ok(Format::Csv { bom }),
+        Some("jsonl") if !bom => Ok(Format::Jsonl),
+        Some("jsonl") => Err(ApiError::bad_request("bom", "only applies to csv")),
+        Some(_) => Err(ApiError::bad_request("format", "must be csv or jsonl")),
+    }
+}
+
+/// The tier of the caller's organization, which must be a partner with
+/// data access now (not only when the grant was made).
+fn partner_tier(
+    catalog: &vault::catalog::Catalog,
+    who: &Identity,
+    grant: &Grant,
+) -> Result<Tier, Refused> {
+    let partner = catalog
+        .partner(&who.org)
+        .map_err(|e| fail(ApiError::internal(e)))?;
+    match partner {
+        Some(p) if p.data_access => Ok(p.tier),
+        Some(_) => Err(deny(
+            &grant.id,
+            format!("partner {} has no data access", who.org),
+        )),
+        None => Err(deny(&grant.id, format!("{} is not a partner", who.org))),
+    }
+}
+
+/// The grant's dataset, if it is confirmed and its retention has not run
+/// out.
+fn usable_dataset(catalog: &vault::catalog::Catalog, grant: &Grant) -> Result<Dataset, Refused> {
+    let dataset = catalog
+        .dataset(&grant.dataset)
+        .map_err(|e| fail(ApiError::internal(e)))?
+        .ok_or_else(|| deny(&grant.id, format!("dataset {} is gone", grant.dataset)))?;
+    if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
+        let reason = format!("dataset {} is {}", dataset.id, dataset.state);
+        return Err(deny(&grant.id, reason));
+    }
+    let start = dataset.imported_at.unwrap_or(dataset.created_at);
+    let expired = dataset
+        .retention
+        .expires_at(start)
+        .is_some_and(|t| t <= time::OffsetDateTime::now_utc());
+    if expired {
+        let reason = format!("dataset {} is due for destruction", dataset.id);
+        return Err(deny(&grant.id, reason));
+    }
+    Ok(dataset)
+}
+
+/// The requested columns (default: the grant's), each within the grant,
+/// with their current schemas, in dataset order.
+fn selected_columns(
+    grant: &Grant,
+    dataset: &Dataset,
+    requested: Option<&[String]>,
+) -> Result<Vec<ColumnSchema>, Refused> {
+    let wanted: &[String] = match requested {
+        Some(names) if !names.is_empty() => names,
+        _ => &grant.columns,
+    };
+    if let Some(outside) = wanted.iter().find(|n| !grant.columns.contains(n)) {
+        return Err(deny(
+            &grant.id,
+            format!("column {outside:?} is outside the grant"),
+        ));
+    }
+    let columns: Vec<ColumnSchema> = dataset
+        .columns
+        .iter()
+        .filter(|c| wanted.contains(&c.name))
+        .cloned()
+        .collect();
+    if columns.len()
+        != wanted
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    {
+        return Err(deny(
+            &grant.id,
+            "a granted column is no longer in the dataset",
+        ));
+    }
+    Ok(columns)
+}
+
+/// The grant's filter AND the analyst's, as one parameterized `WHERE`
+/// body. The analyst may filter only on columns released as stored
+/// (technique `keep`): a filter on a masked or pseudonymized column would
+/// let it probe raw values one query at a time.
+fn combined_filter(
+    grant: &Grant,
+    dataset: &Dataset,
+    d: &Desensitizer,
+    analyst: Option<&str>,
+) -> Result<Option<WhereClause>, Refused> {
+    let bad = |e: vault::filter::FilterError, field| fail(filter_error(field, &e));
+    let granted = match grant.filter.as_deref() {
+        Some(text) => Some(vault::filter::parse(text).map_err(|e| bad(e, "grant.filter"))?),
+        None => None,
+    };
+    let own = match analyst.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => Some(vault::filter::parse(text).map_err(|e| bad(e, "filter"))?),
+        None => None,
+    };
+    if let Some(expr) = &own {
+        let keep: Vec<&str> = d
+            .plan()
+            .iter()
+            .filter(|p| p.technique == Technique::Keep)
+            .map(|p| p.name.as_str())
+            .collect();
+        if let Some(c) = expr
+            .columns()
+            .into_iter()
+            .find(|c| !keep.contains(&c.as_str()))
+        {
+            let problem = format!(
+                "column {c:?} is not released as stored in this extract; filters may use: {}",
+                keep.join(", ")
+            );
+            return Err(fail(ApiError::bad_request("filter", problem)));
+        }
+    }
+    let expr = match (granted, own) {
+        (Some(g), Some(o)) => g.and(o),
+        (Some(e), None) | (None, Some(e)) => e,
+        (None, None) => return Ok(None),
+    };
+    let all: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
+    expr.to_sql(&all).map(Some).map_err(|e| bad(e, "filter"))
+}
+
+/// Opens the dataset's encrypted file with its unwrapped key.
+fn open_dataset(
+    state: &AppState,
+    catalog: &vault::catalog::Catalog,
+    dataset: &Dataset,
+) -> Result<DatasetFile, ApiError> {
+    let zone_wrapped = catalog
+        .zone_wrapped_key(&dataset.zone)
+        .map_err(ApiError::internal)?;
+    let wrapped = catalog
+        .dataset_wrapped_key(&dataset.id)
+        .map_err(ApiError::internal)?;
+    let key = state
+        .keys
+        .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
+        .map_err(ApiError::internal)?;
+    DatasetFile::open(&state.zones.datadir.dataset_path(&dataset.id), &key)
+        .map_err(ApiError::internal)
+}
+
+type Chunk = Result<Bytes, io::Error>;
+
+/// The streamed response: headers now, body from the producer.
+fn stream(state: Arc<AppState>, job: Job) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let (read_tx, read_rx) = mpsc::sync_channel::<()>(1);
+    let rows = Arc::new(AtomicU64::new(0));
+    let audit = StreamAudit {
+        audit: stream_audit(&job),
+        rows: rows.clone(),
+    };
+    let headers = [
+        (header::CONTENT_TYPE, job.format.content_type().to_owned()),
+        (
+            header::HeaderName::from_static(EXTRACT_ID_HEADER),
+            job.id.clone(),
+        ),
+        (
+            header::HeaderName::from_static(POLICY_VERSION_HEADER),
+            job.policy.version().to_owned(),
+        ),
+    ];
+    tokio::task::spawn_blocking(move || produce(&state, job, &tx, &read_rx, &rows));
+    let body = futures_util::stream::unfold((rx, Some(read_tx)), |(mut rx, first)| async move {
+        // The audit layer polls the body only after the start entry is
+        // durable; tell the producer so it can look up that entry.
+        if let Some(signal) = first {
+            let _ = signal.try_send(());
+        }
+        rx.recv().await.map(|chunk| (chunk, (rx, None)))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response.extensions_mut().insert(audit);
+    response
+}
+
+fn stream_audit(job: &Job) -> Audit {
+    Audit {
+        resources: vec![
+            format!("extract:{}", job.id),
+            format!("grant:{}", job.grant.id),
+            format!("dataset:{}", job.dataset.id),
+        ],
+        purpose: Some(job.grant.purpose.clone()),
+        filing: job.grant.filing.clone(),
+        details: Some(json!({
+            "event": "extract",
+            "extract": job.id,
+            "tier": job.tier,
+            "columns": job.selection.columns,
+            "policy_version": job.policy.version(),
+            "filtered": job.selection.filter.is_some(),
+        })),
+        ..Audit::default()
+    }
+}
+
+/// Writes into the response channel, blocking while it is full.
+struct ChannelWriter<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<Chunk>,
+}
+
+impl Write for ChannelWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The blocking producer: runs the pipeline into the channel, then signs
+/// and stores the manifest before the body ends. Any failure ends the
+/// body with an error, so the completion entry records it.
+fn produce(
+    state: &AppState,
+    job: Job,
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+    first_read: &mpsc::Receiver<()>,
+    rows: &AtomicU64,
+) {
+    let sink = ChannelWriter { tx };
+    let k = job.policy.k();
+    let result = vault::extract::run(
+        job.file.connection(),
+        &job.selection,
+        &job.desensitizer,
+        k,
+        job.format,
+        sink,
+        rows,
+    );
+    let finished = match result {
+        Ok((_, outcome)) => finish(state, &job, &outcome, first_read),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(detail) = finished {
+        tracing::error!(extract = %job.id, %detail, "extract failed");
+        let _ = tx.blocking_send(Err(io::Error::other(detail)));
+    }
+}
+
+/// Waits for the start entry, then signs and stores the manifest.
+fn finish(
+    state: &AppState,
+    job: &Job,
+    outcome: &Outcome,
+    first_read: &mpsc::Receiver<()>,
+) -> Result<(), String> {
+    first_read
+        .recv_timeout(FIRST_READ_TIMEOUT)
+        .map_err(|_| "the client never started reading".to_owned())?;
+    let ledger_index = start_index(state, &job.id)?;
+    let manifest = ExtractManifest {
+        extract_id: job.id.clone(),
+        recipient: job.recipient.clone(),
+        grant: job.grant.id.clone(),
+        purpose: job.grant.purpose.clone(),
+        dataset: job.dataset.id.to_string(),
+        dataset_grade: job
+            .dataset
+            .grade
+            .unwrap_or_else(|| dataset_grade(&job.dataset.columns)),
+        columns: job.desensitizer.plan().to_vec(),
+        policy_version: job.policy.version().to_owned(),
+        row_count: outcome.rows,
+        rows_suppressed: outcome.rows_suppressed,
+        body_sha256: outcome.body_sha256.clone(),
+        ledger_index,
+        created_at: manifest::now(),
+        recipient_fingerprint: state
+            .keys
+            .recipient_fingerprint(&job.grant.id, &job.recipient),
+    };
+    let signer = state
+        .keys
+        .manifest_signer(&format!("zonevault/{}", state.appliance_id))
+        .map_err(|e| e.to_string())?;
+    let note = signer.sign(&manifest).map_err(|e| e.to_string())?;
+    let record = ExtractRecord {
+        id: job.id.clone(),
+        grant: job.grant.id.clone(),
+        recipient: job.recipient.clone(),
+        manifest: note,
+        ledger_index,
+        created_at: manifest.created_at,
+    };
+    let mut catalog = state.catalog.lock().map_err(|_| "catalog lock poisoned")?;
+    catalog.record_extract(&record).map_err(|e| e.to_string())
+}
+
+/// The index of this extract's start entry: the newest start entry naming
+/// `extract:<id>`. The audit layer wrote it before the first read.
+fn start_index(state: &AppState, id: &str) -> Result<u64, String> {
+    let resource = format!("extract:{id}");
+    let size = state.ledger.size();
+    for index in (size.saturating_sub(START_ENTRY_SEARCH)..size).rev() {
+        let bytes = state.ledger.entry(index).map_err(|e| e.to_string())?;
+        let Ok(entry) = LedgerEntry::from_leaf_bytes(&bytes) else {
+            continue;
+        };
+        if entry.phase == Some(Phase::Start) && entry.resources.contains(&resource) {
+            return Ok(index);
+        }
+    }
+    Err(format!("no start entry for {resource} in the ledger"))
+}
+
+/// `GET /v1/extracts/{id}/manifest`: the signed manifest, to the analyst
+/// who made the extract, the operator of its dataset's zone, or the zone's
+/// regulator.
+pub async fn manifest(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Identity>,
+    ApiPath(id): ApiPath<String>,
+) -> Answer {
+    let catalog = catalog(&state)?;
+    let record = catalog
+        .extract(&id)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound)?;
+    let allowed = match who.role {
+        Role::Analyst => record.recipient == who.uri,
+        Role::Operator | Role::Regulator => {
+            let grant = catalog
+                .grant(&record.grant)
+                .map_err(ApiError::internal)?
+                .ok_or(ApiError::NotFound)?;
+            visible_dataset(&catalog, &who, &grant.dataset).is_ok()
+        }
+        Role::Provider => false,
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden {
+            reason: format!("extract {id} is not the caller's to see"),
+        }
+        .into());
+    }
+    let manifest: Value = record
+        .manifest
+        .lines()
+        .nth(1)
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or(Value::Null);
+    let audit = Audit {
+        resources: vec![format!("extract:{id}"), format!("grant:{}", record.grant)],
+        ..Audit::default()
+    };
+    let body = json!({"id": id, "note": record.manifest, "manifest": manifest});
+    answer(StatusCode::OK, body, audit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(
+            parse_format(None, true).ok(),
+            Some(Format::Csv { bom: true })
+        );
+        assert_eq!(parse_format(Some("jsonl"), false).ok(), Some(Format::Jsonl));
+        assert!(parse_format(Some("jsonl"), true).is_err());
+        assert!(parse_format(Some("parquet"), false).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! The body formats of an extract: CSV (RFC 4180, UTF-8, optional BOM,
+//! formula-safe cells) and JSON Lines; and the writer that hashes and
+//! counts every byte it passes on, so the manifest's digest is that of the
+//! body as delivered.
+
+use std::io::{self, BufWriter, Write};
+
+use ring::digest::{Context, SHA256};
+
+use crate::desensitize::csv_safe;
+
+/// Buffer between the row writer and the sink (one chunk of the stream).
+const BUFFER: usize = 64 * 1024;
+
+/// The UTF-8 byte order mark, for Excel.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// How an extract's body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 4180 CSV with a header line and CRLF line ends; `bom` puts a
+    /// UTF-8 byte order mark first (Excel reads the file as UTF-8 then).
+    Csv {
+        /// Whether to start with a UTF-8 BOM.
+        bom: bool,
+    },
+    /// One JSON object per line, keys in column order; empty cells are
+    /// `null`.
+    Jsonl,
+}
+
+impl Format {
+    /// The media type of the body.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv { .. } => "text/csv; charset=utf-8",
+            Format::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+/// Passes bytes to `inner`, hashing and counting them.
+struct Digesting<W: Write> {
+    inner: W,
+    digest: Context,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes rows of already desensitized cells in one format.
+pub(super) struct RowWriter<W: Write> {
+    out: BufWriter<Digesting<W>>,
+    format: Format,
+    /// JSON keys, each already encoded with its quotes and colon.
+    keys: Vec<String>,
+}
+
+impl<W: Write> RowWriter<W> {
+    /// A writer for columns `names`; writes the BOM and the CSV header.
+    pub(super) fn new(sink: W, format: Format, names: &[String]) -> io::Result<Self> {
+        let digesting = Digesting {
+            inner: sink,
+            digest: Context::new(&SHA256),
+            bytes: 0,
+        };
+        let keys = names
+            .iter()
+            .map(|n| format!("{}:", json_string(n)))
+            .collect();
+        let mut w = RowWriter {
+            out: BufWriter::with_capacity(BUFFER, digesting),
+            format,
+            keys,
+        };
+        if let Format::Csv { bom } = format {
+            if bom {
+                w.out.write_all(BOM)?;
+            }
+            w.csv_line(names)?;
+        }
+        Ok(w)
+    }
+
+    /// Writes one row (one cell per column).
+    pub(super) fn row(&mut self, cells: &[String]) -> io::Result<()> {
+        match self.format {
+            Format::Csv { .. } => self.csv_line(cells),
+            Format::Jsonl => self.json_line(cells),
+        }
+    }
+
+    fn csv_line(&mut self, cells: &[String]) -> io::Result<()> {
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                self.out.write_all(b",")?;
+            }
+            write_csv_cell(&mut self.out, &csv_safe(cell))?;
+        }
+        self.out.write_all(b"\r\n")
+    }
+
+    fn json_line(&mut self, cells: &[String]) -> io::Result<()> {
+        self.out.write_all(b"{")?;
+        for (i, (key, cell)) in self.keys.iter().zip(cells).enumerate() {
+            if i > 0 {
+                self.out.write_all(b",")?;
+            }
+            self.out.write_all(key.as_bytes())?;
+            if cell.is_empty() {
+                self.out.write_all(b"null")?;
+            } else {
+                self.out.write_all(json_string(cell).as_bytes())?;
+            }
+        }
+        self.out.write_all(b"}\n")
+    }
+
+    /// Flushes everything to the sink; returns it with the body's size and
+    /// SHA-256 (lowercase hex).
+    pub(super) fn finish(self) -> io::Result<(W, u64, String)> {
+        let mut digesting = self.out.into_inner().map_err(|e| e.into_error())?;
+        digesting.flush()?;
+        let hex = hex::encode(digesting.digest.finish());
+        Ok((digesting.inner, digesting.bytes, hex))
+    }
+}
+
+/// A cell per RFC 4180: quoted (inner quotes doubled) when it holds a
+/// comma, a quote, CR or LF; as is otherwise.
+fn write_csv_cell(out: &mut impl Write, cell: &str) -> io::Result<()> {
+    if !cell.contains([',', '"', '\r', '\n']) {
+        return out.write_all(cell.as_bytes());
+    }
+    out.write_all(b"\"")?;
+    out.write_all(cell.replace('"', "\"\"").as_bytes())?;
+    out.write_all(b"\"")
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    // Serializing a str cannot fail.
+    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(format: Format, rows: &[&[&str]]) -> (String, u64, String) {
+        let names = vec!["a".to_owned(), "b \"x\"".to_owned()];
+        let mut w = RowWriter::new(Vec::new(), format, &names).unwrap();
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|s| s.to_string()).collect();
+            w.row(&cells).unwrap();
+        }
+        let (body, n, digest) = w.finish().unwrap();
+        assert_eq!(n, body.len() as u64);
+        assert_eq!(digest, hex::encode(ring::digest::digest(&SHA256, &body)));
+        (String::from_utf8(body).unwrap(), n, digest)
+    }
+
+    #[test]
+    fn csv_quotes_and_neutralizes_formulas() {
+        let (text, ..) = write(
+            Format::Csv { bom: false },
+            &[
+                &["1,2", "=SUM(A1)"],
+                &["say \"hi\"", "line\nbreak"],
+                &["", "张*"],
+            ],
+        );
+        assert_eq!(
+            text,
+            "a,\"b \"\"x\"\"\"\r\n\"1,2\",'=SUM(A1)\r\n\"say \"\"hi\"\"\",\"line\nbreak\"\r\n,张*\r\n"
+        );
+        let (bom, ..) = write(Format::Csv { bom: true }, &[]);
+        assert!(bom.starts_with('\u{feff}'));
+    }
+
+    #[test]
+    fn jsonl_escapes_and_nulls() {
+        let (text, ..) = write(Format::Jsonl, &[&["x\"\n", ""]]);
+        assert_eq!(text, "{\"a\":\"x\\\"\\n\",\"b \\\"x\\\"\":null}\n");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["a"], "x\"\n");
+    }
+}

@@ -1,0 +1,378 @@
+//! Destruction certificates: what was destroyed, on what basis, by whom,
+//! how, and how the erase was verified (the record NIST SP 800-88 asks
+//! for), as a C2SP signed note.
+//!
+//! The note body is two lines, the header [`CERTIFICATE_HEADER`] and the
+//! certificate as compact JSON, exactly like an extract manifest; it is
+//! signed with the ledger's Ed25519 seed under the ledger origin, so the
+//! one published ledger verifier key checks checkpoints, manifests and
+//! certificates alike. The header names the kind, so a certificate can
+//! never pass for a manifest or a checkpoint.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::ledger::checkpoint::{check_key_name, key_id, NoteError, NoteVerifier};
+
+/// The first line of every certificate note body.
+pub const CERTIFICATE_HEADER: &str = "zonevault destruction certificate v1";
+/// The method recorded in every certificate.
+pub const METHOD: &str = "cryptographic-erase";
+/// The standard the method follows.
+pub const STANDARD: &str = "NIST SP 800-88 Rev. 1";
+const SIG_PREFIX: &str = "\u{2014} ";
+const ALG_ED25519: u8 = 0x01;
+
+/// Why a certificate could not be signed or verified. Coarse on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The key name or verifier key is unusable.
+    #[error("bad certificate key: {0}")]
+    Key(#[source] NoteError),
+    /// The certificate could not be written as JSON.
+    #[error("certificate cannot be serialized: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The note is not a well-formed certificate note.
+    #[error("malformed certificate note: {0}")]
+    Malformed(&'static str),
+    /// No signature by the expected key.
+    #[error("no signature by key {0:?}")]
+    NoSignature(String),
+    /// A signature by the expected key does not verify.
+    #[error("certificate signature by key {0:?} does not verify")]
+    BadSignature(String),
+}
+
+/// One dataset as it was just before its erase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasedDataset {
+    /// The dataset id.
+    pub id: String,
+    /// Its grade (`ungraded` before an import).
+    pub grade: String,
+    /// Rows before destruction.
+    pub row_count: u64,
+    /// SHA-256 over the rows in row order (see `erase::content_digest`).
+    pub content_sha256: String,
+}
+
+/// What the erase covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// The keys destroyed, e.g. `dataset-key:loans`, `zone-key:finance`.
+    pub keys: Vec<String>,
+    /// The files overwritten and unlinked, relative to the data directory.
+    pub files: Vec<String>,
+    /// Which copies the key destruction covers.
+    pub backups: String,
+}
+
+/// The checks made after the erase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// The catalog, re-read after vacuum, holds no wrapped key for the object.
+    pub wrapped_keys_absent: bool,
+    /// None of the scope's files exists any more.
+    pub files_absent: bool,
+    /// A copy of each file, taken before the erase, opened with the
+    /// dataset's own key (the probe works).
+    pub copy_opened_before: bool,
+    /// Dataset keys the appliance still holds that were tried on the copy.
+    pub remaining_keys_tried: u64,
+    /// How many of them opened it (must be 0).
+    pub remaining_keys_opened: u64,
+}
+
+/// A destruction certificate. Serialized with the fields in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestructionCertificate {
+    /// `dc-` and the destruction's hex id.
+    pub certificate_id: String,
+    /// The destruction request.
+    pub destruction_id: String,
+    /// The appliance that executed it.
+    pub appliance_id: String,
+    /// `dataset:<id>` or `zone:<id>`.
+    pub object: String,
+    /// The zone.
+    pub zone: String,
+    /// The highest grade among the erased datasets.
+    pub grade: String,
+    /// The legal basis.
+    pub basis: String,
+    /// The requester's reason.
+    pub reason: String,
+    /// Always [`METHOD`].
+    pub method: String,
+    /// Always [`STANDARD`].
+    pub standard: String,
+    /// Keys, files, backups covered.
+    pub scope: Scope,
+    /// Each erased dataset with its row count and content digest.
+    pub datasets: Vec<ErasedDataset>,
+    /// Who requested (identity URI) and when (RFC 3339).
+    pub requested_by: String,
+    /// When it was requested.
+    pub requested_at: String,
+    /// Who approved (the witness) and when.
+    pub approved_by: String,
+    /// When it was approved.
+    pub approved_at: String,
+    /// When the erase completed.
+    pub executed_at: String,
+    /// The checks made.
+    pub verification: Verification,
+}
+
+impl DestructionCertificate {
+    /// The note body: header line and compact JSON line.
+    pub fn note_body(&self) -> Result<String, CertificateError> {
+        let json = serde_json::to_string(self).map_err(CertificateError::Serialize)?;
+        Ok(format!("{CERTIFICATE_HEADER}\n{json}\n"))
+    }
+
+    fn from_note_body(body: &str) -> Result<Self, CertificateError> {
+        let json = body
+            .strip_prefix(CERTIFICATE_HEADER)
+            .and_then(|rest| rest.strip_prefix('\n'))
+            .and_then(|rest| rest.strip_suffix('\n'))
+            .filter(|json| !json.contains('\n'))
+            .ok_or(CertificateError::Malformed(
+                "body is not header and one JSON line",
+            ))?;
+        let cert: Self = serde_json::from_str(json)
+            .map_err(|_| CertificateError::Malformed("certificate JSON"))?;
+        if cert.note_body()? != body {
+            return Err(CertificateError::Malformed(
+                "certificate JSON is not canonical",
+            ));
+        }
+        Ok(cert)
+    }
+
+    /// Whether every verification passed.
+    pub fn verified(&self) -> bool {
+        let v = &self.verification;
+        v.wrapped_keys_absent && v.files_absent && v.remaining_keys_opened == 0
+    }
+}
+
+/// Signs certificates as signed notes. No `Debug`, no `Clone`.
+pub struct CertificateSigner {
+    key_pair: Ed25519KeyPair,
+    name: String,
+    id: [u8; 4],
+}
+
+impl CertificateSigner {
+    /// A signer named `name` (the ledger origin) from the ledger's seed.
+    pub fn new(name: &str, seed: &Zeroizing<[u8; 32]>) -> Result<Self, CertificateError> {
+        check_key_name(name).map_err(CertificateError::Key)?;
+        let key_pair = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
+            .map_err(|_| CertificateError::Key(NoteError::BadVerifierKey("seed rejected")))?;
+        let id = key_id(name, key_pair.public_key().as_ref());
+        Ok(Self {
+            key_pair,
+            name: name.to_owned(),
+            id,
+        })
+    }
+
+    /// The verifier key string (identical to the ledger's).
+    pub fn verifier_key(&self) -> String {
+        let mut key = vec![ALG_ED25519];
+        key.extend_from_slice(self.key_pair.public_key().as_ref());
+        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(key))
+    }
+
+    /// The signed note of `cert`.
+    pub fn sign(&self, cert: &DestructionCertificate) -> Result<String, CertificateError> {
+        let body = cert.note_body()?;
+        let sig = self.key_pair.sign(body.as_bytes());
+        let mut blob = self.id.to_vec();
+        blob.extend_from_slice(sig.as_ref());
+        Ok(format!(
+            "{body}\n{SIG_PREFIX}{} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
+    }
+}
+
+/// Checks certificate notes against one verifier key; needs no TPM and no
+/// appliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateVerifier {
+    name: String,
+    id: [u8; 4],
+    public_key: [u8; 32],
+}
+
+impl CertificateVerifier {
+    /// Parses a verifier key string (the ledger's format).
+    pub fn parse(vkey: &str) -> Result<Self, CertificateError> {
+        let checked = NoteVerifier::parse(vkey).map_err(CertificateError::Key)?;
+        let bad = || CertificateError::Key(NoteError::BadVerifierKey("malformed"));
+        let mut parts = vkey.trim().splitn(3, '+').skip(1);
+        let id = parts
+            .next()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(bad)?;
+        let key = parts
+            .next()
+            .and_then(|k| B64.decode(k).ok())
+            .ok_or_else(bad)?;
+        Ok(Self {
+            name: checked.name().to_owned(),
+            id: id.try_into().map_err(|_| bad())?,
+            public_key: key
+                .get(1..)
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(bad)?,
+        })
+    }
+
+    /// Verifies a certificate note and returns the certificate it signs.
+    pub fn verify(&self, note: &str) -> Result<DestructionCertificate, CertificateError> {
+        let (body, sigs) = split_note(note)?;
+        let mut found = false;
+        for line in sigs.split_terminator('\n') {
+            let (name, blob) = parse_sig_line(line)?;
+            if name != self.name || blob.len() != 68 || blob[..4] != self.id {
+                continue;
+            }
+            found = true;
+            let key = signature::UnparsedPublicKey::new(&signature::ED25519, &self.public_key);
+            if key.verify(body.as_bytes(), &blob[4..]).is_err() {
+                return Err(CertificateError::BadSignature(self.name.clone()));
+            }
+        }
+        if !found {
+            return Err(CertificateError::NoSignature(self.name.clone()));
+        }
+        DestructionCertificate::from_note_body(body)
+    }
+}
+
+fn split_note(note: &str) -> Result<(&str, &str), CertificateError> {
+    if note.chars().any(|c| c.is_control() && c != '\n') || !note.ends_with('\n') {
+        return Err(CertificateError::Malformed(
+            "control character or no final newline",
+        ));
+    }
+    let split = note.rfind("\n\n").ok_or(CertificateError::Malformed(
+        "no blank line before the signatures",
+    ))?;
+    let (body, sigs) = (&note[..=split], &note[split + 2..]);
+    if sigs.is_empty() {
+        return Err(CertificateError::Malformed("no signature lines"));
+    }
+    Ok((body, sigs))
+}
+
+fn parse_sig_line(line: &str) -> Result<(&str, Vec<u8>), CertificateError> {
+    let (name, b64) = line
+        .strip_prefix(SIG_PREFIX)
+        .and_then(|rest| rest.split_once(' '))
+        .ok_or(CertificateError::Malformed(
+            "signature line is not '— name signature'",
+        ))?;
+    let blob = B64
+        .decode(b64)
+        .map_err(|_| CertificateError::Malformed("signature is not standard base64"))?;
+    Ok((name, blob))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ledger::checkpoint::CheckpointSigner;
+
+    const NAME: &str = "zonevault/test-appliance";
+
+    pub(crate) fn certificate() -> DestructionCertificate {
+        DestructionCertificate {
+            certificate_id: "dc-01".into(),
+            destruction_id: "dx-01".into(),
+            appliance_id: "ab".repeat(16),
+            object: "dataset:loans".into(),
+            zone: "finance".into(),
+            grade: "general-3".into(),
+            basis: "retention ended".into(),
+            reason: "expired".into(),
+            method: METHOD.into(),
+            standard: STANDARD.into(),
+            scope: Scope {
+                keys: vec!["dataset-key:loans".into()],
+                files: vec!["datasets/loans.db".into()],
+                backups: "all".into(),
+            },
+            datasets: vec![ErasedDataset {
+                id: "loans".into(),
+                grade: "general-3".into(),
+                row_count: 3,
+                content_sha256: "00".repeat(32),
+            }],
+            requested_by: "spiffe://td/operator/acme/alice".into(),
+            requested_at: "2025-01-01T00:00:00Z".into(),
+            approved_by: "spiffe://td/regulator/bjeit/bob".into(),
+            approved_at: "2025-01-02T00:00:00Z".into(),
+            executed_at: "2025-01-02T00:00:01Z".into(),
+            verification: Verification {
+                wrapped_keys_absent: true,
+                files_absent: true,
+                copy_opened_before: true,
+                remaining_keys_tried: 2,
+                remaining_keys_opened: 0,
+            },
+        }
+    }
+
+    fn seed() -> Zeroizing<[u8; 32]> {
+        Zeroizing::new([9u8; 32])
+    }
+
+    #[test]
+    fn signs_with_the_ledger_key_and_round_trips() {
+        let signer = CertificateSigner::new(NAME, &seed()).unwrap();
+        let ledger = CheckpointSigner::new(NAME, &seed()).unwrap();
+        assert_eq!(signer.verifier_key(), ledger.verifier_key());
+        let note = signer.sign(&certificate()).unwrap();
+        assert!(note.starts_with(CERTIFICATE_HEADER));
+        let v = CertificateVerifier::parse(&ledger.verifier_key()).unwrap();
+        let cert = v.verify(&note).unwrap();
+        assert_eq!(cert, certificate());
+        assert!(cert.verified());
+    }
+
+    #[test]
+    fn tampered_or_foreign_certificates_fail() {
+        let signer = CertificateSigner::new(NAME, &seed()).unwrap();
+        let v = CertificateVerifier::parse(&signer.verifier_key()).unwrap();
+        let note = signer.sign(&certificate()).unwrap();
+        let more = note.replacen("\"row_count\":3", "\"row_count\":4", 1);
+        assert!(matches!(
+            v.verify(&more),
+            Err(CertificateError::BadSignature(_))
+        ));
+        let other = CertificateSigner::new(NAME, &Zeroizing::new([1u8; 32])).unwrap();
+        let foreign = other.sign(&certificate()).unwrap();
+        assert!(matches!(
+            v.verify(&foreign),
+            Err(CertificateError::NoSignature(_))
+        ));
+        let unsigned = note.split("\n\n").next().unwrap_or_default().to_owned() + "\n\n";
+        assert!(matches!(
+            v.verify(&unsigned),
+            Err(CertificateError::Malformed(_))
+        ));
+        assert!(CertificateVerifier::parse("nope").is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! Executing a destruction: cryptographic erase per NIST SP 800-88.
+//!
+//! For each dataset, in order: record its row count and content digest and
+//! copy its file aside (opened once with its own key, to show the copy is
+//! a working probe); drop its key (zeroized); delete the
+//! wrapped keys from the catalog in one transaction, then vacuum the
+//! catalog and truncate its WAL; overwrite the dataset file and its SQLite
+//! sidecars with zeros, fsync, unlink, fsync the directory. Then verify:
+//! the catalog re-read holds no wrapped key for the object, no file of the
+//! scope exists, and the saved copy opens with none of the dataset keys
+//! the appliance still holds; then the copy is shredded too.
+//!
+//! The key deletion is the erase; the overwrite is defence in depth. Any
+//! backup of the encrypted file is unreadable because no copy of its key
+//! remains.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ring::digest::{Context, SHA256};
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+use super::certificate::{
+    DestructionCertificate, ErasedDataset, Scope, Verification, METHOD, STANDARD,
+};
+use super::destruction::{Destruction, DestructionObject};
+use crate::catalog::{Catalog, CatalogError};
+use crate::datadir::DataDir;
+use crate::dataset::{now_utc_seconds, rfc3339, Dataset};
+use crate::dataset_file::{DatasetFile, DatasetFileError};
+use crate::ids::DatasetId;
+use crate::keys::DatasetKey;
+
+/// Overwrite buffer size.
+const CHUNK: usize = 1 << 20;
+/// What every certificate says about backups.
+const BACKUPS: &str = "every copy and backup of the listed files, wherever kept: \
+     they are encrypted under the destroyed keys, of which no copy remains";
+
+/// Why an execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// Reading the dataset before the erase failed.
+    #[error("dataset {id}: {source}")]
+    Dataset {
+        /// The dataset.
+        id: DatasetId,
+        /// What failed.
+        source: DatasetFileError,
+    },
+    /// Hashing the rows failed.
+    #[error("dataset {id}: reading rows: {source}")]
+    Rows {
+        /// The dataset.
+        id: DatasetId,
+        /// What failed.
+        source: rusqlite::Error,
+    },
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Overwriting or unlinking a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> EraseError + '_ {
+    move |source| EraseError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What an execution needs: the approved destruction, each dataset to
+/// erase with its key, and every other dataset key the appliance holds.
+pub struct Execution<'a> {
+    /// The approved destruction.
+    pub destruction: &'a Destruction,
+    /// The appliance id, for the certificate.
+    pub appliance_id: &'a str,
+    /// The datasets to erase, with their keys (dropped during the erase).
+    pub datasets: Vec<(Dataset, DatasetKey)>,
+    /// Every dataset key still held afterwards, for the verification.
+    pub remaining_keys: Vec<DatasetKey>,
+}
+
+/// A dataset's state just before its erase, and a copy of its file.
+struct Snapshot {
+    erased: ErasedDataset,
+    copy: Option<PathBuf>,
+    opened_with_own_key: bool,
+}
+
+/// Erases every dataset of `ex` and returns the (unsigned) certificate.
+pub fn execute(
+    catalog: &mut Catalog,
+    datadir: &DataDir,
+    ex: Execution<'_>,
+) -> Result<DestructionCertificate, EraseError> {
+    let mut snapshots = Vec::with_capacity(ex.datasets.len());
+    let mut ids = Vec::with_capacity(ex.datasets.len());
+    for (dataset, key) in ex.datasets {
+        snapshots.push(snapshot(datadir, &dataset, key)?);
+        ids.push(dataset.id);
+    }
+    let zone = match &ex.destruction.object {
+        DestructionObject::Zone(z) => Some(z),
+        DestructionObject::Dataset(_) => None,
+    };
+    catalog.destroy_keys(&ids, zone)?;
+    let mut files = Vec::new();
+    for id in &ids {
+        files.extend(shred_dataset(datadir, id)?);
+    }
+    let dir = datadir.datasets_dir();
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(&dir))?;
+    let verification = verify(catalog, datadir, &ids, zone, &snapshots, &ex.remaining_keys)?;
+    Ok(certificate(
+        ex.destruction,
+        ex.appliance_id,
+        &ids,
+        snapshots,
+        files,
+        verification,
+    ))
+}
+
+/// Row count, content digest and first page of one dataset; drops `key`.
+fn snapshot(datadir: &DataDir, dataset: &Dataset, key: DatasetKey) -> Result<Snapshot, EraseError> {
+    let id = &dataset.id;
+    let path = datadir.dataset_path(id);
+    let grade = dataset.grade.map_or("ungraded", |g| g.as_str()).to_owned();
+    if !path.exists() {
+        return Ok(Snapshot {
+            erased: erased(id, grade, 0, Context::new(&SHA256)),
+            copy: None,
+            opened_with_own_key: false,
+        });
+    }
+    let file = DatasetFile::open(&path, &key).map_err(|source| EraseError::Dataset {
+        id: id.clone(),
+        source,
+    })?;
+    file.checkpoint().map_err(|source| EraseError::Dataset {
+        id: id.clone(),
+        source,
+    })?;
+    let (rows, ctx) = content_digest(file.connection()).map_err(|source| EraseError::Rows {
+        id: id.clone(),
+        source,
+    })?;
+    drop(file);
+    let copy = probe_path(datadir, id);
+    shred_with_sidecars(&copy)?;
+    std::fs::copy(&path, &copy).map_err(io_err(&copy))?;
+    let opened_with_own_key = opens_with(&copy, std::slice::from_ref(&key)) == 1;
+    drop(key);
+    Ok(Snapshot {
+        erased: erased(id, grade, rows, ctx),
+        copy: Some(copy),
+        opened_with_own_key,
+    })
+}
+
+fn erased(id: &DatasetId, grade: String, row_count: u64, ctx: Context) -> ErasedDataset {
+    ErasedDataset {
+        id: id.to_string(),
+        grade,
+        row_count,
+        content_sha256: hex::encode(ctx.finish()),
+    }
+}
+
+/// SHA-256 over the `rows` table in rowid order. Each value is encoded as a
+/// type byte (0 null, 1 integer, 2 real, 3 text, 4 blob) followed by its
+/// big-endian 8-byte length and its bytes (integers and reals as their
+/// 8-byte big-endian form). A file without a `rows` table has no rows.
+pub fn content_digest(conn: &Connection) -> Result<(u64, Context), rusqlite::Error> {
+    let mut ctx = Context::new(&SHA256);
+    let has_rows: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rows'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_rows == 0 {
+        return Ok((0, ctx));
+    }
+    let mut stmt = conn.prepare("SELECT * FROM rows ORDER BY rowid")?;
+    let columns = stmt.column_count();
+    let mut rows = stmt.query([])?;
+    let mut count = 0u64;
+    while let Some(row) = rows.next()? {
+        for i in 0..columns {
+            encode_value(&mut ctx, row.get_ref(i)?);
+        }
+        count += 1;
+    }
+    Ok((count, ctx))
+}
+
+fn encode_value(ctx: &mut Context, value: ValueRef<'_>) {
+    let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match value {
+        ValueRef::Null => (0, (&[][..]).into()),
+        ValueRef::Integer(i) => (1, i.to_be_bytes().to_vec().into()),
+        ValueRef::Real(f) => (2, f.to_be_bytes().to_vec().into()),
+        ValueRef::Text(t) => (3, t.into()),
+        ValueRef::Blob(b) => (4, b.into()),
+    };
+    ctx.update(&[tag]);
+    ctx.update(&(bytes.len() as u64).to_be_bytes());
+    ctx.update(&bytes);
+}
+
+/// Where the pre-erase copy of a dataset file is kept until verified.
+fn probe_path(datadir: &DataDir, id: &DatasetId) -> PathBuf {
+    datadir.datasets_dir().join(format!("{id}.erase-probe"))
+}
+
+/// How many of `keys` open the file at `path`.
+fn opens_with(path: &Path, keys: &[DatasetKey]) -> u64 {
+    keys.iter()
+        .filter(|key| DatasetFile::open(path, key).is_ok())
+        .count() as u64
+}
+
+/// Shreds `datasets/<id>.db` and its sidecars; returns the files removed,
+/// relative to the data directory.
+fn shred_dataset(datadir: &DataDir, id: &DatasetId) -> Result<Vec<String>, EraseError> {
+    let path = datadir.dataset_path(id);
+    let removed = shred_with_sidecars(&path)?;
+    Ok(removed
+        .iter()
+        .map(|p| {
+            p.strip_prefix(datadir.root())
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect())
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 4] {
+    let with = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    [with(""), with("-wal"), with("-shm"), with("-journal")]
+}
+
+fn shred_with_sidecars(path: &Path) -> Result<Vec<PathBuf>, EraseError> {
+    let mut removed = Vec::new();
+    for p in sidecars(path) {
+        if shred_file(&p)? {
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// Overwrites `path` with zeros, fsyncs and unlinks it; `false` if absent.
+fn shred_file(path: &Path) -> Result<bool, EraseError> {
+    let mut file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let len = file.metadata().map_err(io_err(path))?.len();
+    let zeros = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let n = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        file.write_all(&zeros[..n]).map_err(io_err(path))?;
+        left -= n as u64;
+    }
+    file.sync_all().map_err(io_err(path))?;
+    drop(file);
+    std::fs::remove_file(path).map_err(io_err(path))?;
+    Ok(true)
+}
+
+fn verify(
+    catalog: &Catalog,
+    datadir: &DataDir,
+    ids: &[DatasetId],
+    zone: Option<&crate::ids::ZoneId>,
+    snapshots: &[Snapshot],
+    remaining: &[DatasetKey],
+) -> Result<Verification, EraseError> {
+    let mut keys_absent = true;
+    for id in ids {
+        keys_absent &= !catalog.holds_dataset_key(id)?;
+    }
+    if let Some(z) = zone {
+        keys_absent &= !catalog.holds_zone_key(z)?;
+    }
+    let files_absent = ids.iter().all(|id| {
+        sidecars(&datadir.dataset_path(id))
+            .iter()
+            .all(|p| !p.exists())
+    });
+    let mut opened = 0;
+    let mut tried = 0;
+    for copy in snapshots.iter().filter_map(|s| s.copy.as_deref()) {
+        opened += opens_with(copy, remaining);
+        tried += remaining.len() as u64;
+        shred_with_sidecars(copy)?;
+    }
+    Ok(Verification {
+        wrapped_keys_absent: keys_absent,
+        files_absent,
+        copy_opened_before: snapshots.iter().all(|s| s.opened_with_own_key),
+        remaining_keys_tried: tried,
+        remaining_keys_opened: opened,
+    })
+}
+
+fn certificate(
+    d: &Destruction,
+    appliance_id: &str,
+    ids: &[DatasetId],
+    snapshots: Vec<Snapshot>,
+    files: Vec<String>,
+    verification: Verification,
+) -> DestructionCertificate {
+    let mut keys: Vec<String> = ids.iter().map(|id| format!("dataset-key:{id}")).collect();
+    if let DestructionObject::Zone(z) = &d.object {
+        keys.push(format!("zone-key:{z}"));
+    }
+    let datasets: Vec<ErasedDataset> = snapshots.into_iter().map(|s| s.erased).collect();
+    DestructionCertificate {
+        certificate_id: Destruction::certificate_id_for(&d.id),
+        destruction_id: d.id.clone(),
+        appliance_id: appliance_id.to_owned(),
+        object: d.object.to_string(),
+        zone: d.zone.to_string(),
+        grade: highest_grade(&datasets),
+        basis: d.basis.clone(),
+        reason: d.reason.clone(),
+        method: METHOD.to_owned(),
+        standard: STANDARD.to_owned(),
+        scope: Scope {
+            keys,
+            files,
+            backups: BACKUPS.to_owned(),
+        },
+        datasets,
+        requested_by: d.requested_by.clone(),
+        requested_at: rfc3339(d.requested_at),
+        approved_by: d.decided_by.clone().unwrap_or_default(),
+        approved_at: d.decided_at.map(rfc3339).unwrap_or_default(),
+        executed_at: rfc3339(now_utc_seconds()),
+        verification,
+    }
+}
+
+fn highest_grade(datasets: &[ErasedDataset]) -> String {
+    datasets
+        .iter()
+        .filter_map(|d| d.grade.parse::<crate::schema::Grade>().ok())
+        .max()
+        .map_or_else(|| "ungraded".to_owned(), |g| g.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{DatasetSource, DatasetSpec, Retention};
+    use crate::keys::{MasterKey, ZoneKey};
+    use crate::zone::{Zone, ZoneKind};
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        datadir: DataDir,
+        cat: Catalog,
+        zone_key: ZoneKey,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let datadir = DataDir::create(&dir.path().join("data")).unwrap();
+        let master = MasterKey::generate().unwrap();
+        let mut cat = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
+        let zone = Zone::new(
+            "z".parse().unwrap(),
+            "n".into(),
+            ZoneKind::Sectoral,
+            "d".into(),
+            "reg".into(),
+        );
+        let zone_key = ZoneKey::generate().unwrap();
+        cat.create_zone(&zone, &zone_key.wrap(&master, &zone.id).unwrap())
+            .unwrap();
+        Setup {
+            _dir: dir,
+            datadir,
+            cat,
+            zone_key,
+        }
+    }
+
+    impl Setup {
+        /// A dataset with `rows` rows in its file; its wrapped key bytes.
+        fn dataset(&mut self, id: &str, rows: u32) -> (Dataset, Vec<u8>) {
+            let spec = DatasetSpec {
+                title: "t".into(),
+                provider: "p".into(),
+                source: DatasetSource::OperatorOwn,
+                application: None,
+                retention: "30d".parse::<Retention>().unwrap(),
+                quasi_identifiers: vec![],
+            };
+            let ds = Dataset::new(id.parse().unwrap(), "z".parse().unwrap(), spec).unwrap();
+            let key = DatasetKey::generate().unwrap();
+            let wrapped = key.wrap(&self.zone_key, &ds.id).unwrap();
+            self.cat.create_dataset(&ds, &wrapped).unwrap();
+            let file = DatasetFile::create(&self.datadir.dataset_path(&ds.id), &key).unwrap();
+            let conn = file.connection();
+            conn.execute_batch("CREATE TABLE rows (name TEXT, amount INTEGER)")
+                .unwrap();
+            for i in 0..rows {
+                conn.execute(
+                    "INSERT INTO rows VALUES (?1, ?2)",
+                    rusqlite::params![format!("n{i}"), i],
+                )
+                .unwrap();
+            }
+            (ds, wrapped.as_bytes().to_vec())
+        }
+
+        fn key(&self, ds: &Dataset) -> DatasetKey {
+            let wrapped = self.cat.dataset_wrapped_key(&ds.id).unwrap();
+            DatasetKey::unwrap(&wrapped, &self.zone_key, &ds.id).unwrap()
+        }
+    }
+
+    #[test]
+    fn erase_leaves_no_key_no_file_and_the_copy_unreadable() {
+        let mut s = setup();
+        let (gone, wrapped_bytes) = s.dataset("gone", 25);
+        let (kept, _) = s.dataset("kept", 3);
+        let path = s.datadir.dataset_path(&gone.id);
+        let copy = s.datadir.root().join("backup-of-gone.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let mut d = Destruction::request(
+            "dx-1".into(),
+            DestructionObject::Dataset(gone.id.clone()),
+            gone.zone.clone(),
+            "retention",
+            "r",
+            "op",
+        )
+        .unwrap();
+        d.decide(true, "reg").unwrap();
+        let ex = Execution {
+            destruction: &d,
+            appliance_id: "a",
+            datasets: vec![(gone.clone(), s.key(&gone))],
+            remaining_keys: vec![s.key(&kept)],
+        };
+        let cert = execute(&mut s.cat, &s.datadir, ex).unwrap();
+        assert!(cert.verified(), "{cert:?}");
+        assert!(cert.verification.copy_opened_before);
+        assert_eq!(
+            (
+                cert.datasets[0].row_count,
+                cert.verification.remaining_keys_tried
+            ),
+            (25, 1)
+        );
+        assert!(!path.exists());
+        assert!(!s.cat.holds_dataset_key(&gone.id).unwrap());
+        assert!(s.cat.dataset_wrapped_key(&gone.id).is_err());
+        assert_eq!(
+            s.cat.dataset(&gone.id).unwrap().unwrap().state,
+            crate::dataset::DatasetState::Destroyed
+        );
+        // The backup opens with no key still held, and no byte of the old
+        // wrapped key remains in the data directory.
+        assert!(DatasetFile::open(&copy, &s.key(&kept)).is_err());
+        std::fs::remove_file(&copy).unwrap();
+        assert!(!dir_contains(s.datadir.root(), &wrapped_bytes));
+        assert!(DatasetFile::open(&s.datadir.dataset_path(&kept.id), &s.key(&kept)).is_ok());
+    }
+
+    fn dir_contains(dir: &Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                return dir_contains(&p, needle);
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    #[test]
+    fn digest_depends_on_order_and_values() {
+        let conn = Connection::open_in_memory().unwrap();
+        let (n, ctx) = content_digest(&conn).unwrap();
+        assert_eq!(
+            (n, hex::encode(ctx.finish())),
+            (0, hex::encode(ring::digest::digest(&SHA256, b"")))
+        );
+        conn.execute_batch("CREATE TABLE rows (a); INSERT INTO rows VALUES ('x'), (1), (NULL);")
+            .unwrap();
+        let (n, first) = content_digest(&conn).unwrap();
+        conn.execute_batch("UPDATE rows SET a = 2 WHERE a = 1")
+            .unwrap();
+        let (_, second) = content_digest(&conn).unwrap();
+        assert_eq!(n, 3);
+        assert_ne!(first.finish().as_ref(), second.finish().as_ref());
+    }
+}
