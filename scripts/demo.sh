@@ -137,8 +137,16 @@ ZONEVAULT_CLIENT_CERT="$DEMO/pki/regulator/cert.pem" ZONEVAULT_CLIENT_KEY="$DEMO
   "$ZV" destruction approve --id "$DX"
 "$ZV" destruction certificate --id "$DX" --out "$DEMO/destruction-certificate.txt"
 "$ZV" verify certificate --certificate "$DEMO/destruction-certificate.txt" --key "$("$ZV" ledger key)"
-echo "the dataset now answers 410 Gone:"
-as operator -o /dev/null -w '%{http_code}\n' "$ZONEVAULT_ADDR/v1/datasets/residents" || true
+echo -n "the dataset now answers: HTTP "
+curl -sS -o /dev/null -w '%{http_code}\n' --cacert "$ZONEVAULT_CACERT" \
+  --cert "$DEMO/pki/operator/cert.pem" --key "$DEMO/pki/operator/key.pem" \
+  "$ZONEVAULT_ADDR/v1/datasets/residents"
+
+step "12. The regulator verifies the whole audit ledger, with the checkpoint key the TPM quote attested"
+LEDGER_KEY=$(grep -o '"checkpoint_key":"[^"]*"' "$DEMO/attestation.json" | head -1 | cut -d'"' -f4)
+echo "pinned key: $LEDGER_KEY"
+ZONEVAULT_CLIENT_CERT="$DEMO/pki/regulator/cert.pem" ZONEVAULT_CLIENT_KEY="$DEMO/pki/regulator/key.pem" \
+  "$ZV" ledger verify --key "$LEDGER_KEY" --save "$DEMO/ledger-head.note"
 
 step "Done"
 cat <<TXT
