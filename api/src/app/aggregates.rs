@@ -211,7 +211,7 @@ fn prepare(state: &AppState, who: &Identity, body: AggregateBody) -> Result<Job,
         Some(refusal) => return Err(deny(&grant.id, refusal.to_string())),
     }
     let tier = partner_tier(&catalog, who, &grant)?;
-    let dataset = usable_dataset(&catalog, &grant)?;
+    let dataset = usable_dataset(&mut catalog, &grant)?;
     let policy = Policy::default_v1();
     let own = match body
         .filter
@@ -369,22 +369,15 @@ fn partner_tier(catalog: &Catalog, who: &Identity, grant: &Grant) -> Result<Tier
 }
 
 /// The grant's dataset, if confirmed and within its retention.
-fn usable_dataset(catalog: &Catalog, grant: &Grant) -> Result<Dataset, Refused> {
+fn usable_dataset(catalog: &mut Catalog, grant: &Grant) -> Result<Dataset, Refused> {
     let dataset = catalog
         .dataset(&grant.dataset)
         .map_err(|e| fail(ApiError::internal(e)))?
         .ok_or_else(|| deny(&grant.id, format!("dataset {} is gone", grant.dataset)))?;
+    // Destroyed: 410 naming the certificate; past retention: 409.
+    super::destructions::ensure_accessible(catalog, &dataset).map_err(fail)?;
     if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
         let reason = format!("dataset {} is {}", dataset.id, dataset.state);
-        return Err(deny(&grant.id, reason));
-    }
-    let start = dataset.imported_at.unwrap_or(dataset.created_at);
-    let expired = dataset
-        .retention
-        .expires_at(start)
-        .is_some_and(|t| t <= time::OffsetDateTime::now_utc());
-    if expired {
-        let reason = format!("dataset {} is due for destruction", dataset.id);
         return Err(deny(&grant.id, reason));
     }
     Ok(dataset)

@@ -139,7 +139,7 @@ fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job,
         return Err(deny(&grant.id, refusal.to_string()));
     }
     let tier = partner_tier(&catalog, who, &grant)?;
-    let dataset = usable_dataset(&catalog, &grant)?;
+    let dataset = usable_dataset(&mut catalog, &grant)?;
     let columns = selected_columns(&grant, &dataset, req.columns.as_deref())?;
     let policy = Policy::default_v1();
     let key = state.keys.grant_key(&grant.id);
@@ -206,22 +206,18 @@ fn partner_tier(
 
 /// The grant's dataset, if it is confirmed and its retention has not run
 /// out.
-fn usable_dataset(catalog: &vault::catalog::Catalog, grant: &Grant) -> Result<Dataset, Refused> {
+fn usable_dataset(
+    catalog: &mut vault::catalog::Catalog,
+    grant: &Grant,
+) -> Result<Dataset, Refused> {
     let dataset = catalog
         .dataset(&grant.dataset)
         .map_err(|e| fail(ApiError::internal(e)))?
         .ok_or_else(|| deny(&grant.id, format!("dataset {} is gone", grant.dataset)))?;
+    // Destroyed: 410 naming the certificate; past retention: 409.
+    super::destructions::ensure_accessible(catalog, &dataset).map_err(fail)?;
     if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
         let reason = format!("dataset {} is {}", dataset.id, dataset.state);
-        return Err(deny(&grant.id, reason));
-    }
-    let start = dataset.imported_at.unwrap_or(dataset.created_at);
-    let expired = dataset
-        .retention
-        .expires_at(start)
-        .is_some_and(|t| t <= time::OffsetDateTime::now_utc());
-    if expired {
-        let reason = format!("dataset {} is due for destruction", dataset.id);
         return Err(deny(&grant.id, reason));
     }
     Ok(dataset)

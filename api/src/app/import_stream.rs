@@ -122,11 +122,23 @@ pub async fn import(
     query: Result<Query<ImportQuery>, QueryRejection>,
     body: Body,
 ) -> Answer {
-    let id = dataset_id("id", &id)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
-    let mut options = parse_options(&query)?;
-    let _running = state.zones.imports.claim(&id)?;
-    let (dataset, file) = open_for_import(&state, &who, &id)?;
+    let checked = (|| {
+        let id = dataset_id("id", &id)?;
+        let Query(query) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        let options = parse_options(&query)?;
+        let running = state.zones.imports.claim(&id)?;
+        let (dataset, file) = open_for_import(&state, &who, &id)?;
+        Ok((options, running, dataset, file))
+    })();
+    let (mut options, _running, dataset, file) = match checked {
+        Ok(checked) => checked,
+        Err(err) => {
+            // Read (a bounded part of) what the client is sending, so it
+            // sees the refusal instead of a connection reset mid-upload.
+            drain(body, 0).await;
+            return Err(err);
+        }
+    };
     options
         .quasi_identifiers
         .clone_from(&dataset.quasi_identifiers);

@@ -82,8 +82,9 @@ pub struct ExtractManifest {
     /// When the extract was made, RFC 3339.
     #[serde(with = "rfc3339")]
     pub created_at: OffsetDateTime,
-    /// Fingerprint of the recipient (SHA-256 of its client certificate,
-    /// lowercase hex), binding the file to whoever received it.
+    /// Fingerprint of the recipient: HMAC-SHA256 of its identity under the
+    /// grant's pseudonymization key, lowercase hex, binding the file to
+    /// whoever received it.
     pub recipient_fingerprint: String,
 }
 

@@ -81,7 +81,7 @@ fn canonical_char(ty: SemanticType, c: char) -> Option<char> {
     }
 }
 
-/// `PREFIX-` and 16 hex digits (64 bits) of HMAC-SHA256 over the type name,
+/// `PREFIX-` and 16 letters `a`–`p` (64 bits) of HMAC-SHA256 over the type name,
 /// a 0x1F separator and the canonical value.
 pub(super) fn pseudonymize(key: &hmac::Key, ty: SemanticType, value: &str, out: &mut String) {
     let v = normalize(value);
@@ -111,7 +111,9 @@ pub(super) fn pseudonymize(key: &hmac::Key, ty: SemanticType, value: &str, out: 
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Token alphabet: one letter per 4 bits. Letters only, so a token can
+/// never read as a number (a card, a mobile, an ID) to a scanner.
+const HEX: &[u8; 16] = b"abcdefghijklmnop";
 
 /// Replaces every identifier [`detect::scan_text`] finds with `[type]`.
 pub(super) fn redact_identifiers(value: &str, out: &mut String) {
@@ -386,7 +388,7 @@ mod tests {
         let id = SemanticType::ResidentId;
         let a = run(|o| pseudonymize(&k1, id, "11010519491231002X", o));
         assert!(a.starts_with("RID-") && a.len() == 20, "{a}");
-        assert!(a[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(a[4..].bytes().all(|b| (b'a'..=b'p').contains(&b)));
         assert_eq!(a, run(|o| pseudonymize(&k1, id, " 11010519491231002x", o)));
         assert_ne!(a, run(|o| pseudonymize(&k2, id, "11010519491231002X", o)));
         let m = SemanticType::Mobile;
