@@ -11,25 +11,18 @@
 //! three-line checkpoint, and the header names the note's kind, so the two
 //! cannot be confused.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use ring::digest::{digest, SHA256};
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::policy::ColumnPlan;
-use crate::ledger::checkpoint::{check_key_name, key_id, NoteError, NoteVerifier};
+use crate::ledger::checkpoint::{CheckpointSigner, NoteError, NoteVerifier};
 use crate::schema::Grade;
 
 /// The first line of every manifest note body.
 pub const MANIFEST_HEADER: &str = "zonevault extract manifest v1";
-/// The signature line prefix: U+2014 EM DASH and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
-/// Ed25519's signature type byte in signed-note keys.
-const ALG_ED25519: u8 = 0x01;
 
 /// Why a manifest could not be signed or verified. Coarse on purpose.
 #[derive(Debug, thiserror::Error)]
@@ -143,131 +136,52 @@ impl ExtractManifest {
 
 /// Signs manifests with Ed25519 as signed notes. No `Debug`, no `Clone`.
 pub struct ManifestSigner {
-    key_pair: Ed25519KeyPair,
-    name: String,
-    id: [u8; 4],
+    inner: CheckpointSigner,
 }
 
 impl ManifestSigner {
     /// A signer named `name` from a 32-byte Ed25519 seed (the ledger
     /// signing seed and origin, so the ledger's verifier key applies).
     pub fn new(name: &str, seed: &Zeroizing<[u8; 32]>) -> Result<Self, ManifestError> {
-        check_key_name(name).map_err(ManifestError::Key)?;
-        let key_pair = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
-            .map_err(|_| ManifestError::Key(NoteError::BadVerifierKey("seed rejected")))?;
-        let id = key_id(name, key_pair.public_key().as_ref());
-        Ok(Self {
-            key_pair,
-            name: name.to_owned(),
-            id,
-        })
+        let inner = CheckpointSigner::new(name, seed).map_err(ManifestError::Key)?;
+        Ok(Self { inner })
     }
 
     /// The verifier key string: `<name>+<key id hex>+<base64(0x01 ‖ key)>`.
     pub fn verifier_key(&self) -> String {
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.key_pair.public_key().as_ref());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(key))
+        self.inner.verifier_key()
     }
 
     /// The signed note of `manifest`.
     pub fn sign(&self, manifest: &ExtractManifest) -> Result<String, ManifestError> {
-        let body = manifest.note_body()?;
-        let sig = self.key_pair.sign(body.as_bytes());
-        let mut blob = self.id.to_vec();
-        blob.extend_from_slice(sig.as_ref());
-        Ok(format!(
-            "{body}\n{SIG_PREFIX}{} {}\n",
-            self.name,
-            B64.encode(blob)
-        ))
+        Ok(self.inner.sign_note(&manifest.note_body()?))
     }
 }
 
 /// Checks manifest notes against one verifier key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestVerifier {
-    name: String,
-    id: [u8; 4],
-    public_key: [u8; 32],
+    inner: NoteVerifier,
 }
 
 impl ManifestVerifier {
     /// Parses a verifier key string (the same format as the ledger's).
     pub fn parse(vkey: &str) -> Result<Self, ManifestError> {
-        let checked = NoteVerifier::parse(vkey).map_err(ManifestError::Key)?;
-        let bad = || ManifestError::Key(NoteError::BadVerifierKey("malformed"));
-        let mut parts = vkey.trim_end_matches('\n').splitn(3, '+').skip(1);
-        let id = parts
-            .next()
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or_else(bad)?;
-        let key = parts
-            .next()
-            .and_then(|k| B64.decode(k).ok())
-            .ok_or_else(bad)?;
-        Ok(Self {
-            name: checked.name().to_owned(),
-            id: id.try_into().map_err(|_| bad())?,
-            public_key: key
-                .get(1..)
-                .and_then(|k| k.try_into().ok())
-                .ok_or_else(bad)?,
-        })
+        let inner = NoteVerifier::parse(vkey).map_err(ManifestError::Key)?;
+        Ok(Self { inner })
     }
 
     /// Verifies a manifest note and returns the manifest it signs. Needs
     /// one valid signature by this key; other keys' signatures are ignored.
     pub fn verify(&self, note: &str) -> Result<ExtractManifest, ManifestError> {
-        let (body, sigs) = split_note(note)?;
-        let mut found = false;
-        for line in sigs.split_terminator('\n') {
-            let (name, blob) = parse_sig_line(line)?;
-            if name != self.name || blob.len() != 68 || blob[..4] != self.id {
-                continue;
-            }
-            found = true;
-            let key = signature::UnparsedPublicKey::new(&signature::ED25519, &self.public_key);
-            if key.verify(body.as_bytes(), &blob[4..]).is_err() {
-                return Err(ManifestError::BadSignature(self.name.clone()));
-            }
-        }
-        if !found {
-            return Err(ManifestError::NoSignature(self.name.clone()));
-        }
+        let body = self.inner.verify_note(note).map_err(|e| match e {
+            NoteError::Malformed(what) => ManifestError::Malformed(what),
+            NoteError::NoSignature(name) => ManifestError::NoSignature(name),
+            NoteError::BadSignature(name) => ManifestError::BadSignature(name),
+            other => ManifestError::Key(other),
+        })?;
         ExtractManifest::from_note_body(body)
     }
-}
-
-/// Splits a note into its body (with final newline) and signature lines.
-fn split_note(note: &str) -> Result<(&str, &str), ManifestError> {
-    if note.chars().any(|c| c.is_control() && c != '\n') || !note.ends_with('\n') {
-        return Err(ManifestError::Malformed(
-            "control character or no final newline",
-        ));
-    }
-    let split = note.rfind("\n\n").ok_or(ManifestError::Malformed(
-        "no blank line before the signatures",
-    ))?;
-    let (body, sigs) = (&note[..=split], &note[split + 2..]);
-    if sigs.is_empty() {
-        return Err(ManifestError::Malformed("no signature lines"));
-    }
-    Ok((body, sigs))
-}
-
-/// Parses `— <name> <base64>` into the name and the decoded blob.
-fn parse_sig_line(line: &str) -> Result<(&str, Vec<u8>), ManifestError> {
-    let (name, b64) = line
-        .strip_prefix(SIG_PREFIX)
-        .and_then(|rest| rest.split_once(' '))
-        .ok_or(ManifestError::Malformed(
-            "signature line is not '— name signature'",
-        ))?;
-    let blob = B64
-        .decode(b64)
-        .map_err(|_| ManifestError::Malformed("signature is not standard base64"))?;
-    Ok((name, blob))
 }
 
 /// The current time as the manifest records it (UTC, whole seconds).

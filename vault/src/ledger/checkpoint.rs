@@ -165,7 +165,13 @@ impl CheckpointSigner {
 
     /// The signed note text for `checkpoint`.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
+        self.sign_note(&checkpoint.body())
+    }
+
+    /// A signed note over any `body` (which must end in a newline): the
+    /// same envelope and key serve checkpoints, extract manifests and
+    /// destruction certificates, so one published verifier key checks all.
+    pub fn sign_note(&self, body: &str) -> String {
         let sig = self.key_pair.sign(body.as_bytes());
         let mut blob = self.id.to_vec();
         blob.extend_from_slice(sig.as_ref());
@@ -228,6 +234,21 @@ impl NoteVerifier {
     /// Needs one valid signature by this key; signatures by other keys are
     /// ignored. The checkpoint origin must equal the key name.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, NoteError> {
+        let body = self.verify_note(note)?;
+        let checkpoint = Checkpoint::parse_body(body)?;
+        if checkpoint.origin != self.name {
+            return Err(NoteError::OriginMismatch {
+                origin: checkpoint.origin,
+                key: self.name.clone(),
+            });
+        }
+        Ok(checkpoint)
+    }
+
+    /// Checks a signed note of any body and returns the body (with its
+    /// final newline). Needs one valid signature by this key; signatures by
+    /// other keys are ignored.
+    pub fn verify_note<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
         let (body, sigs) = split_note(note)?;
         let mut found = false;
         for line in sigs.split_terminator('\n') {
@@ -244,14 +265,7 @@ impl NoteVerifier {
         if !found {
             return Err(NoteError::NoSignature(self.name.clone()));
         }
-        let checkpoint = Checkpoint::parse_body(body)?;
-        if checkpoint.origin != self.name {
-            return Err(NoteError::OriginMismatch {
-                origin: checkpoint.origin,
-                key: self.name.clone(),
-            });
-        }
-        Ok(checkpoint)
+        Ok(body)
     }
 }
 

@@ -9,13 +9,10 @@
 //! certificates alike. The header names the kind, so a certificate can
 //! never pass for a manifest or a checkpoint.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::ledger::checkpoint::{check_key_name, key_id, NoteError, NoteVerifier};
+use crate::ledger::checkpoint::{CheckpointSigner, NoteError, NoteVerifier};
 
 /// The first line of every certificate note body.
 pub const CERTIFICATE_HEADER: &str = "zonevault destruction certificate v1";
@@ -23,8 +20,6 @@ pub const CERTIFICATE_HEADER: &str = "zonevault destruction certificate v1";
 pub const METHOD: &str = "cryptographic-erase";
 /// The standard the method follows.
 pub const STANDARD: &str = "NIST SP 800-88 Rev. 1";
-const SIG_PREFIX: &str = "\u{2014} ";
-const ALG_ED25519: u8 = 0x01;
 
 /// Why a certificate could not be signed or verified. Coarse on purpose.
 #[derive(Debug, thiserror::Error)]
@@ -166,43 +161,24 @@ impl DestructionCertificate {
 
 /// Signs certificates as signed notes. No `Debug`, no `Clone`.
 pub struct CertificateSigner {
-    key_pair: Ed25519KeyPair,
-    name: String,
-    id: [u8; 4],
+    inner: CheckpointSigner,
 }
 
 impl CertificateSigner {
     /// A signer named `name` (the ledger origin) from the ledger's seed.
     pub fn new(name: &str, seed: &Zeroizing<[u8; 32]>) -> Result<Self, CertificateError> {
-        check_key_name(name).map_err(CertificateError::Key)?;
-        let key_pair = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
-            .map_err(|_| CertificateError::Key(NoteError::BadVerifierKey("seed rejected")))?;
-        let id = key_id(name, key_pair.public_key().as_ref());
-        Ok(Self {
-            key_pair,
-            name: name.to_owned(),
-            id,
-        })
+        let inner = CheckpointSigner::new(name, seed).map_err(CertificateError::Key)?;
+        Ok(Self { inner })
     }
 
     /// The verifier key string (identical to the ledger's).
     pub fn verifier_key(&self) -> String {
-        let mut key = vec![ALG_ED25519];
-        key.extend_from_slice(self.key_pair.public_key().as_ref());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(key))
+        self.inner.verifier_key()
     }
 
     /// The signed note of `cert`.
     pub fn sign(&self, cert: &DestructionCertificate) -> Result<String, CertificateError> {
-        let body = cert.note_body()?;
-        let sig = self.key_pair.sign(body.as_bytes());
-        let mut blob = self.id.to_vec();
-        blob.extend_from_slice(sig.as_ref());
-        Ok(format!(
-            "{body}\n{SIG_PREFIX}{} {}\n",
-            self.name,
-            B64.encode(blob)
-        ))
+        Ok(self.inner.sign_note(&cert.note_body()?))
     }
 }
 
@@ -210,90 +186,31 @@ impl CertificateSigner {
 /// appliance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateVerifier {
-    name: String,
-    id: [u8; 4],
-    public_key: [u8; 32],
+    inner: NoteVerifier,
 }
 
 impl CertificateVerifier {
     /// Parses a verifier key string (the ledger's format).
     pub fn parse(vkey: &str) -> Result<Self, CertificateError> {
-        let checked = NoteVerifier::parse(vkey).map_err(CertificateError::Key)?;
-        let bad = || CertificateError::Key(NoteError::BadVerifierKey("malformed"));
-        let mut parts = vkey.trim().splitn(3, '+').skip(1);
-        let id = parts
-            .next()
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or_else(bad)?;
-        let key = parts
-            .next()
-            .and_then(|k| B64.decode(k).ok())
-            .ok_or_else(bad)?;
-        Ok(Self {
-            name: checked.name().to_owned(),
-            id: id.try_into().map_err(|_| bad())?,
-            public_key: key
-                .get(1..)
-                .and_then(|k| k.try_into().ok())
-                .ok_or_else(bad)?,
-        })
+        let inner = NoteVerifier::parse(vkey.trim()).map_err(CertificateError::Key)?;
+        Ok(Self { inner })
     }
 
     /// Verifies a certificate note and returns the certificate it signs.
     pub fn verify(&self, note: &str) -> Result<DestructionCertificate, CertificateError> {
-        let (body, sigs) = split_note(note)?;
-        let mut found = false;
-        for line in sigs.split_terminator('\n') {
-            let (name, blob) = parse_sig_line(line)?;
-            if name != self.name || blob.len() != 68 || blob[..4] != self.id {
-                continue;
-            }
-            found = true;
-            let key = signature::UnparsedPublicKey::new(&signature::ED25519, &self.public_key);
-            if key.verify(body.as_bytes(), &blob[4..]).is_err() {
-                return Err(CertificateError::BadSignature(self.name.clone()));
-            }
-        }
-        if !found {
-            return Err(CertificateError::NoSignature(self.name.clone()));
-        }
+        let body = self.inner.verify_note(note).map_err(|e| match e {
+            NoteError::Malformed(what) => CertificateError::Malformed(what),
+            NoteError::NoSignature(name) => CertificateError::NoSignature(name),
+            NoteError::BadSignature(name) => CertificateError::BadSignature(name),
+            other => CertificateError::Key(other),
+        })?;
         DestructionCertificate::from_note_body(body)
     }
-}
-
-fn split_note(note: &str) -> Result<(&str, &str), CertificateError> {
-    if note.chars().any(|c| c.is_control() && c != '\n') || !note.ends_with('\n') {
-        return Err(CertificateError::Malformed(
-            "control character or no final newline",
-        ));
-    }
-    let split = note.rfind("\n\n").ok_or(CertificateError::Malformed(
-        "no blank line before the signatures",
-    ))?;
-    let (body, sigs) = (&note[..=split], &note[split + 2..]);
-    if sigs.is_empty() {
-        return Err(CertificateError::Malformed("no signature lines"));
-    }
-    Ok((body, sigs))
-}
-
-fn parse_sig_line(line: &str) -> Result<(&str, Vec<u8>), CertificateError> {
-    let (name, b64) = line
-        .strip_prefix(SIG_PREFIX)
-        .and_then(|rest| rest.split_once(' '))
-        .ok_or(CertificateError::Malformed(
-            "signature line is not '— name signature'",
-        ))?;
-    let blob = B64
-        .decode(b64)
-        .map_err(|_| CertificateError::Malformed("signature is not standard base64"))?;
-    Ok((name, blob))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ledger::checkpoint::CheckpointSigner;
 
     const NAME: &str = "zonevault/test-appliance";
 
