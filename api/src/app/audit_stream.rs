@@ -6,7 +6,7 @@
 //! with decision `error`, so every start has its end in the ledger.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::http::response::Parts;
@@ -28,6 +28,8 @@ pub struct StreamAudit {
     pub audit: Audit,
     /// Rows produced so far.
     pub rows: Arc<AtomicU64>,
+    /// The start entry's ledger index, set before the body is first polled.
+    pub start_index: Arc<OnceLock<u64>>,
 }
 
 /// Writes the start entry, then releases the response with a body that
@@ -53,6 +55,7 @@ pub async fn record_streamed(
             return ApiError::ledger_unavailable(detail).into_response();
         }
     };
+    let _ = stream.start_index.set(start_index);
     if let Ok(value) = HeaderValue::from_str(&start_index.to_string()) {
         parts.headers.insert(LEDGER_INDEX_HEADER, value);
     }

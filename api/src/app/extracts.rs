@@ -19,7 +19,7 @@
 
 use std::io::{self, Write};
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -35,7 +35,6 @@ use vault::dataset_file::DatasetFile;
 use vault::desensitize::{manifest, Desensitizer, ExtractManifest, Policy, Technique, Tier};
 use vault::extract::{Format, Outcome, Selection, WhereClause};
 use vault::grant::{ExtractRecord, Grant};
-use vault::ledger::{LedgerEntry, Phase};
 use vault::schema::{dataset_grade, ColumnSchema};
 
 use super::audit::Audit;
@@ -56,8 +55,6 @@ pub const POLICY_VERSION_HEADER: &str = "zonevault-policy-version";
 const CHANNEL_CHUNKS: usize = 8;
 /// How long the producer waits for the client to start reading.
 const FIRST_READ_TIMEOUT: Duration = Duration::from_secs(120);
-/// How far back the producer looks for its start entry.
-const START_ENTRY_SEARCH: u64 = 100_000;
 
 /// `POST /v1/extracts` body.
 #[derive(Debug, Deserialize)]
@@ -334,9 +331,11 @@ fn stream(state: Arc<AppState>, job: Job) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let (read_tx, read_rx) = mpsc::sync_channel::<()>(1);
     let rows = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(OnceLock::new());
     let audit = StreamAudit {
         audit: stream_audit(&job),
         rows: rows.clone(),
+        start_index: start.clone(),
     };
     let headers = [
         (header::CONTENT_TYPE, job.format.content_type().to_owned()),
@@ -349,7 +348,7 @@ fn stream(state: Arc<AppState>, job: Job) -> Response {
             job.policy.version().to_owned(),
         ),
     ];
-    tokio::task::spawn_blocking(move || produce(&state, job, &tx, &read_rx, &rows));
+    tokio::task::spawn_blocking(move || produce(&state, job, &tx, &read_rx, &rows, &start));
     let body = futures_util::stream::unfold((rx, Some(read_tx)), |(mut rx, first)| async move {
         // The audit layer polls the body only after the start entry is
         // durable; tell the producer so it can look up that entry.
@@ -416,6 +415,7 @@ fn produce(
     tx: &tokio::sync::mpsc::Sender<Chunk>,
     first_read: &mpsc::Receiver<()>,
     rows: &AtomicU64,
+    start: &OnceLock<u64>,
 ) {
     let sink = ChannelWriter { tx };
     let k = job.policy.k();
@@ -429,7 +429,7 @@ fn produce(
         rows,
     );
     let finished = match result {
-        Ok((_, outcome)) => finish(state, &job, &outcome, first_read),
+        Ok((_, outcome)) => finish(state, &job, &outcome, first_read, start),
         Err(e) => Err(e.to_string()),
     };
     if let Err(detail) = finished {
@@ -444,11 +444,16 @@ fn finish(
     job: &Job,
     outcome: &Outcome,
     first_read: &mpsc::Receiver<()>,
+    start: &OnceLock<u64>,
 ) -> Result<(), String> {
     first_read
         .recv_timeout(FIRST_READ_TIMEOUT)
         .map_err(|_| "the client never started reading".to_owned())?;
-    let ledger_index = start_index(state, &job.id)?;
+    // The audit layer sets it once the start entry is durable, before it
+    // polls the body for the first time.
+    let ledger_index = *start
+        .get()
+        .ok_or("the stream's start entry was not recorded")?;
     let manifest = ExtractManifest {
         extract_id: job.id.clone(),
         recipient: job.recipient.clone(),
@@ -485,23 +490,6 @@ fn finish(
     };
     let mut catalog = state.catalog.lock().map_err(|_| "catalog lock poisoned")?;
     catalog.record_extract(&record).map_err(|e| e.to_string())
-}
-
-/// The index of this extract's start entry: the newest start entry naming
-/// `extract:<id>`. The audit layer wrote it before the first read.
-fn start_index(state: &AppState, id: &str) -> Result<u64, String> {
-    let resource = format!("extract:{id}");
-    let size = state.ledger.size();
-    for index in (size.saturating_sub(START_ENTRY_SEARCH)..size).rev() {
-        let bytes = state.ledger.entry(index).map_err(|e| e.to_string())?;
-        let Ok(entry) = LedgerEntry::from_leaf_bytes(&bytes) else {
-            continue;
-        };
-        if entry.phase == Some(Phase::Start) && entry.resources.contains(&resource) {
-            return Ok(index);
-        }
-    }
-    Err(format!("no start entry for {resource} in the ledger"))
 }
 
 /// `GET /v1/extracts/{id}/manifest`: the signed manifest, to the analyst
