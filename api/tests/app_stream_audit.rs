@@ -40,6 +40,7 @@ async fn a_streamed_body_gets_start_and_completion_entries() {
         chunks().into_iter().map(Ok::<_, std::io::Error>),
     ));
     let (parts, body) = Response::new(body).into_parts();
+    let handle = stream.start_index.clone();
     let response = record_streamed(state.clone(), request_entry(), parts, body, stream).await;
     let start: u64 = response.headers()[LEDGER_INDEX_HEADER]
         .to_str()
@@ -50,6 +51,11 @@ async fn a_streamed_body_gets_start_and_completion_entries() {
         state.ledger.size(),
         start + 1,
         "start entry written before the body"
+    );
+    assert_eq!(
+        handle.get(),
+        Some(&start),
+        "the handler learns the start index"
     );
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(bytes, chunks().concat());
