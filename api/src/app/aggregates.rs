@@ -32,12 +32,13 @@ use vault::aggregate::{
     WhereClause,
 };
 use vault::catalog::Catalog;
-use vault::dataset::{Dataset, DatasetState};
+use vault::dataset::Dataset;
 use vault::dataset_file::DatasetFile;
 use vault::desensitize::{Policy, Refusal as PolicyRefusal, Technique, Tier};
 use vault::grant::{Grant, GrantRefusal};
 
 use super::audit::{Audit, AuditReason};
+use super::grant_access::{open_dataset, partner_tier, usable_dataset, GrantDenied};
 use super::grants::{column_refused, filter_error};
 use super::zones::catalog;
 use super::AppState;
@@ -190,6 +191,13 @@ fn fail(e: ApiError) -> Refused {
     Refused::Api(e)
 }
 
+fn denied(grant: &str, d: GrantDenied) -> Refused {
+    match d {
+        GrantDenied::Reason(reason) => deny(grant, reason),
+        GrantDenied::Api(e) => fail(e),
+    }
+}
+
 fn deny(grant: &str, reason: impl Into<String>) -> Refused {
     Refused::Grant {
         grant: grant.to_owned(),
@@ -210,8 +218,8 @@ fn prepare(state: &AppState, who: &Identity, body: AggregateBody) -> Result<Job,
         None | Some(GrantRefusal::Exhausted) => {}
         Some(refusal) => return Err(deny(&grant.id, refusal.to_string())),
     }
-    let tier = partner_tier(&catalog, who, &grant)?;
-    let dataset = usable_dataset(&mut catalog, &grant)?;
+    let tier = partner_tier(&catalog, who).map_err(|d| denied(&grant.id, d))?;
+    let dataset = usable_dataset(&mut catalog, &grant).map_err(|d| denied(&grant.id, d))?;
     let policy = Policy::default_v1();
     let own = match body
         .filter
@@ -351,54 +359,4 @@ fn charge(catalog: &mut Catalog, grant: &str, epsilon: f64) -> Result<f64, Refus
         Err(e @ AggregateError::BudgetExhausted { .. }) => Err(Refused::Budget(e.to_string())),
         Err(e) => Err(fail(ApiError::internal(e))),
     }
-}
-
-/// The caller's organization must be a partner with data access now.
-fn partner_tier(catalog: &Catalog, who: &Identity, grant: &Grant) -> Result<Tier, Refused> {
-    let partner = catalog
-        .partner(&who.org)
-        .map_err(|e| fail(ApiError::internal(e)))?;
-    match partner {
-        Some(p) if p.data_access => Ok(p.tier),
-        Some(_) => Err(deny(
-            &grant.id,
-            format!("partner {} has no data access", who.org),
-        )),
-        None => Err(deny(&grant.id, format!("{} is not a partner", who.org))),
-    }
-}
-
-/// The grant's dataset, if confirmed and within its retention.
-fn usable_dataset(catalog: &mut Catalog, grant: &Grant) -> Result<Dataset, Refused> {
-    let dataset = catalog
-        .dataset(&grant.dataset)
-        .map_err(|e| fail(ApiError::internal(e)))?
-        .ok_or_else(|| deny(&grant.id, format!("dataset {} is gone", grant.dataset)))?;
-    // Destroyed: 410 naming the certificate; past retention: 409.
-    super::destructions::ensure_accessible(catalog, &dataset).map_err(fail)?;
-    if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
-        let reason = format!("dataset {} is {}", dataset.id, dataset.state);
-        return Err(deny(&grant.id, reason));
-    }
-    Ok(dataset)
-}
-
-/// Opens the dataset's encrypted file with its unwrapped key.
-fn open_dataset(
-    state: &AppState,
-    catalog: &Catalog,
-    dataset: &Dataset,
-) -> Result<DatasetFile, ApiError> {
-    let zone_wrapped = catalog
-        .zone_wrapped_key(&dataset.zone)
-        .map_err(ApiError::internal)?;
-    let wrapped = catalog
-        .dataset_wrapped_key(&dataset.id)
-        .map_err(ApiError::internal)?;
-    let key = state
-        .keys
-        .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
-        .map_err(ApiError::internal)?;
-    DatasetFile::open(&state.zones.datadir.dataset_path(&dataset.id), &key)
-        .map_err(ApiError::internal)
 }

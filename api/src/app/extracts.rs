@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vault::dataset::{Dataset, DatasetState};
+use vault::dataset::Dataset;
 use vault::dataset_file::DatasetFile;
 use vault::desensitize::{manifest, Desensitizer, ExtractManifest, Policy, Technique, Tier};
 use vault::extract::{Format, Outcome, Selection, WhereClause};
@@ -41,6 +41,7 @@ use super::audit::Audit;
 use super::audit_stream::StreamAudit;
 use super::datasets::visible_dataset;
 use super::extract::ApiPath;
+use super::grant_access::{open_dataset, partner_tier, usable_dataset, GrantDenied};
 use super::grants::{column_refused, filter_error, new_id};
 use super::zones::{answer, catalog, Answer};
 use super::AppState;
@@ -123,6 +124,13 @@ fn fail(e: ApiError) -> Refused {
     Box::new(e.into_response())
 }
 
+fn denied(grant: &str, d: GrantDenied) -> Refused {
+    match d {
+        GrantDenied::Reason(reason) => deny(grant, reason),
+        GrantDenied::Api(e) => fail(e),
+    }
+}
+
 /// The checks of the module documentation, then the dataset file opened
 /// and one extract counted against the grant.
 fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job, Refused> {
@@ -135,8 +143,8 @@ fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job,
     if let Some(refusal) = grant.refusal(&who.uri, &who.org, time::OffsetDateTime::now_utc()) {
         return Err(deny(&grant.id, refusal.to_string()));
     }
-    let tier = partner_tier(&catalog, who, &grant)?;
-    let dataset = usable_dataset(&mut catalog, &grant)?;
+    let tier = partner_tier(&catalog, who).map_err(|d| denied(&grant.id, d))?;
+    let dataset = usable_dataset(&mut catalog, &grant).map_err(|d| denied(&grant.id, d))?;
     let columns = selected_columns(&grant, &dataset, req.columns.as_deref())?;
     let policy = Policy::default_v1();
     let key = state.keys.grant_key(&grant.id);
@@ -179,45 +187,6 @@ fn parse_format(format: Option<&str>, bom: bool) -> Result<Format, ApiError> {
         Some("jsonl") => Err(ApiError::bad_request("bom", "only applies to csv")),
         Some(_) => Err(ApiError::bad_request("format", "must be csv or jsonl")),
     }
-}
-
-/// The tier of the caller's organization, which must be a partner with
-/// data access now (not only when the grant was made).
-fn partner_tier(
-    catalog: &vault::catalog::Catalog,
-    who: &Identity,
-    grant: &Grant,
-) -> Result<Tier, Refused> {
-    let partner = catalog
-        .partner(&who.org)
-        .map_err(|e| fail(ApiError::internal(e)))?;
-    match partner {
-        Some(p) if p.data_access => Ok(p.tier),
-        Some(_) => Err(deny(
-            &grant.id,
-            format!("partner {} has no data access", who.org),
-        )),
-        None => Err(deny(&grant.id, format!("{} is not a partner", who.org))),
-    }
-}
-
-/// The grant's dataset, if it is confirmed and its retention has not run
-/// out.
-fn usable_dataset(
-    catalog: &mut vault::catalog::Catalog,
-    grant: &Grant,
-) -> Result<Dataset, Refused> {
-    let dataset = catalog
-        .dataset(&grant.dataset)
-        .map_err(|e| fail(ApiError::internal(e)))?
-        .ok_or_else(|| deny(&grant.id, format!("dataset {} is gone", grant.dataset)))?;
-    // Destroyed: 410 naming the certificate; past retention: 409.
-    super::destructions::ensure_accessible(catalog, &dataset).map_err(fail)?;
-    if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
-        let reason = format!("dataset {} is {}", dataset.id, dataset.state);
-        return Err(deny(&grant.id, reason));
-    }
-    Ok(dataset)
 }
 
 /// The requested columns (default: the grant's), each within the grant,
@@ -302,26 +271,6 @@ fn combined_filter(
     };
     let all: Vec<String> = dataset.columns.iter().map(|c| c.name.clone()).collect();
     expr.to_sql(&all).map(Some).map_err(|e| bad(e, "filter"))
-}
-
-/// Opens the dataset's encrypted file with its unwrapped key.
-fn open_dataset(
-    state: &AppState,
-    catalog: &vault::catalog::Catalog,
-    dataset: &Dataset,
-) -> Result<DatasetFile, ApiError> {
-    let zone_wrapped = catalog
-        .zone_wrapped_key(&dataset.zone)
-        .map_err(ApiError::internal)?;
-    let wrapped = catalog
-        .dataset_wrapped_key(&dataset.id)
-        .map_err(ApiError::internal)?;
-    let key = state
-        .keys
-        .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
-        .map_err(ApiError::internal)?;
-    DatasetFile::open(&state.zones.datadir.dataset_path(&dataset.id), &key)
-        .map_err(ApiError::internal)
 }
 
 type Chunk = Result<Bytes, io::Error>;

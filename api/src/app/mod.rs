@@ -10,6 +10,7 @@ pub mod datasets;
 pub mod destructions;
 pub mod extract;
 pub mod extracts;
+mod grant_access;
 pub mod grants;
 mod health;
 pub mod import_stream;

@@ -1,0 +1,77 @@
+//! The checks extracts and aggregates share once a grant has been found and
+//! admits the caller: the caller's organization must still be a partner
+//! with data access, the grant's dataset must be accessible (not destroyed,
+//! not past retention) and confirmed, and its file is opened with its key.
+
+use vault::catalog::Catalog;
+use vault::dataset::{Dataset, DatasetState};
+use vault::dataset_file::DatasetFile;
+use vault::desensitize::Tier;
+use vault::grant::Grant;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::identity::Identity;
+
+/// Why a grant cannot be used now.
+pub enum GrantDenied {
+    /// A 403 whose reason goes to the ledger entry, never the body.
+    Reason(String),
+    /// Any other refusal or failure, as its fixed response.
+    Api(ApiError),
+}
+
+impl From<ApiError> for GrantDenied {
+    fn from(err: ApiError) -> Self {
+        GrantDenied::Api(err)
+    }
+}
+
+/// The tier of the caller's organization, which must be a partner with
+/// data access now (not only when the grant was made).
+pub fn partner_tier(catalog: &Catalog, who: &Identity) -> Result<Tier, GrantDenied> {
+    let partner = catalog.partner(&who.org).map_err(ApiError::internal)?;
+    match partner {
+        Some(p) if p.data_access => Ok(p.tier),
+        Some(_) => Err(GrantDenied::Reason(format!(
+            "partner {} has no data access",
+            who.org
+        ))),
+        None => Err(GrantDenied::Reason(format!("{} is not a partner", who.org))),
+    }
+}
+
+/// The grant's dataset, if it is accessible and its schema confirmed. A
+/// destroyed dataset is 410 naming its certificate; one past retention 409.
+pub fn usable_dataset(catalog: &mut Catalog, grant: &Grant) -> Result<Dataset, GrantDenied> {
+    let dataset = catalog
+        .dataset(&grant.dataset)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| GrantDenied::Reason(format!("dataset {} is gone", grant.dataset)))?;
+    super::destructions::ensure_accessible(catalog, &dataset)?;
+    if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
+        let reason = format!("dataset {} is {}", dataset.id, dataset.state);
+        return Err(GrantDenied::Reason(reason));
+    }
+    Ok(dataset)
+}
+
+/// Opens the dataset's encrypted file with its unwrapped key.
+pub fn open_dataset(
+    state: &AppState,
+    catalog: &Catalog,
+    dataset: &Dataset,
+) -> Result<DatasetFile, ApiError> {
+    let zone_wrapped = catalog
+        .zone_wrapped_key(&dataset.zone)
+        .map_err(ApiError::internal)?;
+    let wrapped = catalog
+        .dataset_wrapped_key(&dataset.id)
+        .map_err(ApiError::internal)?;
+    let key = state
+        .keys
+        .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
+        .map_err(ApiError::internal)?;
+    DatasetFile::open(&state.zones.datadir.dataset_path(&dataset.id), &key)
+        .map_err(ApiError::internal)
+}
