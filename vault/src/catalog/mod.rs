@@ -409,8 +409,8 @@ impl Catalog {
             .map_err(sql(&self.path))
     }
 
-    /// The connection, for the rest of the crate (later tables live here).
-    #[allow(dead_code)]
+    /// The raw connection, for tests that tamper with stored rows.
+    #[cfg(test)]
     pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn
     }
