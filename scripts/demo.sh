@@ -31,15 +31,32 @@ scripts/demo-stop.sh >/dev/null
 rm -rf "$DEMO"
 mkdir -p "$DEMO/tpm-state" "$DEMO/pki" "$DEMO/recovery"
 
+# Starts swtpm on a free port pair; another process may take the pair
+# between the check and the bind, so a swtpm that dies is retried.
+start_swtpm() {
+  local pid
+  for _ in 1 2 3 4 5; do
+    TPM_PORT=$(free_port_pair)
+    setsid swtpm socket --tpm2 \
+      --server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
+      --ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
+      --tpmstate "dir=$DEMO/tpm-state" --flags not-need-init,startup-clear \
+      >"$DEMO/swtpm.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$DEMO/swtpm.pid"
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      (exec 3<>"/dev/tcp/127.0.0.1/$TPM_PORT") 2>/dev/null && return 0
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "swtpm did not start; see $DEMO/swtpm.log" >&2
+  return 1
+}
+
 step "1. Start a software TPM (swtpm) on a free loopback port"
-TPM_PORT=$(free_port_pair)
-setsid swtpm socket --tpm2 \
-  --server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
-  --ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
-  --tpmstate "dir=$DEMO/tpm-state" --flags not-need-init,startup-clear \
-  >"$DEMO/swtpm.log" 2>&1 &
-echo $! >"$DEMO/swtpm.pid"
-wait_port "$TPM_PORT"
+start_swtpm
 TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
 echo "swtpm pid $(cat "$DEMO/swtpm.pid"), TCTI $TCTI"
 
