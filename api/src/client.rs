@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-pub use settings::Endpoint;
+pub use settings::{tls_config, Endpoint};
 
 use crate::app::audit::LEDGER_INDEX_HEADER;
 use crate::cli::ClientArgs;
@@ -68,6 +68,9 @@ pub enum ClientError {
         /// What is wrong.
         problem: String,
     },
+    /// The TLS material could not be loaded.
+    #[error("cannot load the TLS material")]
+    TlsFiles(#[source] crate::tls::TlsError),
     /// rustls refused the client configuration (e.g. key and certificate differ).
     #[error("TLS client configuration rejected")]
     Tls(#[from] rustls::Error),

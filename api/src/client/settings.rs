@@ -9,6 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
 use super::ClientError;
+use crate::tls::TlsError;
 
 /// The server's address, parsed from `https://host[:port]` (port 443 if absent).
 #[derive(Debug, Clone)]
@@ -94,11 +95,13 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::Read {
-        path: path.into(),
-        source,
-    })
+/// The server's PEM readers, their errors as the client's.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    crate::tls::read_certs(path).map_err(client_error)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
+    crate::tls::read_key(path).map_err(client_error)
 }
 
 fn pem_error(path: &Path, problem: impl ToString) -> ClientError {
@@ -108,22 +111,12 @@ fn pem_error(path: &Path, problem: impl ToString) -> ClientError {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    let bytes = read_file(path)?;
-    let certs = rustls_pemfile::certs(&mut bytes.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e))?;
-    if certs.is_empty() {
-        return Err(pem_error(path, "no CERTIFICATE block"));
+fn client_error(err: TlsError) -> ClientError {
+    match err {
+        TlsError::Io { path, source } => ClientError::Read { path, source },
+        TlsError::Pem { path, problem } => ClientError::Pem { path, problem },
+        other => ClientError::TlsFiles(other),
     }
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
-    let bytes = read_file(path)?;
-    rustls_pemfile::private_key(&mut bytes.as_slice())
-        .map_err(|e| pem_error(path, e))?
-        .ok_or_else(|| pem_error(path, "no private key block"))
 }
 
 #[cfg(test)]

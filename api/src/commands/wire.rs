@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use serde_json::Value;
 
 use crate::cli::ClientArgs;
@@ -66,7 +66,7 @@ impl Uploader {
             .as_deref()
             .ok_or_else(|| anyhow!("ZONEVAULT_ADDR is not set; use --addr"))?;
         let (host, port) = split_addr(addr)?;
-        let roots = read_roots(&need(args.cacert.as_ref(), "ZONEVAULT_CACERT", "--cacert")?)?;
+        let cacert = need(args.cacert.as_ref(), "ZONEVAULT_CACERT", "--cacert")?;
         let cert_path = need(
             args.client_cert.as_ref(),
             "ZONEVAULT_CLIENT_CERT",
@@ -77,19 +77,8 @@ impl Uploader {
             "ZONEVAULT_CLIENT_KEY",
             "--client-key",
         )?;
-        let certs = read_certs(&cert_path)?;
-        let key = read_key(&key_path)?;
-        let config = ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .context("TLS client configuration")?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .context("the client certificate and key do not match")?;
-        Ok(Uploader {
-            host,
-            port,
-            config: Arc::new(config),
-        })
+        let config = crate::client::tls_config(&cacert, &cert_path, &key_path)?;
+        Ok(Uploader { host, port, config })
     }
 
     /// `PUT path` streaming `file`; `progress` sees each chunk sent.
@@ -220,38 +209,6 @@ fn split_addr(addr: &str) -> Result<(String, u16)> {
         .map_err(|_| anyhow!("server address {addr:?}: bad port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok((host.to_owned(), port))
-}
-
-fn read_pem(path: &PathBuf) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn read_roots(path: &PathBuf) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(path)? {
-        roots
-            .add(cert)
-            .with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
-    }
-    Ok(roots)
-}
-
-fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = read_pem(path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{}: bad PEM", path.display()))?;
-    if certs.is_empty() {
-        bail!("{}: no certificate", path.display());
-    }
-    Ok(certs)
-}
-
-fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>> {
-    let pem = read_pem(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .with_context(|| format!("{}: bad PEM", path.display()))?
-        .ok_or_else(|| anyhow!("{}: no private key", path.display()))
 }
 
 #[cfg(test)]
