@@ -375,6 +375,88 @@ impl Appliance {
             .unwrap_or_else(|e| panic!("cannot run zonevault: {e}"))
     }
 
+    /// A client command as the operator that must succeed; its stdout.
+    pub fn operator_ok(&self, args: &[&str]) -> String {
+        let out = self.zonevault_as("operator", args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A serving appliance with dataset `residents` (2000 sample rows,
+    /// seed 7, `registered` graded core) in zone `finance`, and partner-a
+    /// in tier 2 with data access; also the path of the sample file.
+    pub fn serving_graded_dataset() -> (Appliance, PathBuf) {
+        let mut app = Appliance::new();
+        app.init("0,2,4,7");
+        app.start_server().expect("server starts");
+        let sample = app.path("sample.csv");
+        zonevault_ok(&[
+            "sample",
+            "--rows",
+            "2000",
+            "--seed",
+            "7",
+            "--out",
+            s(&sample),
+        ]);
+        for args in [
+            &[
+                "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
+                "--domain", "finance",
+            ][..],
+            &[
+                "dataset",
+                "create",
+                "--zone",
+                "finance",
+                "--id",
+                "residents",
+                "--title",
+                "t",
+                "--provider",
+                "p",
+                "--source",
+                "operator-own",
+                "--retention",
+                "365d",
+            ][..],
+            &[
+                "dataset",
+                "import",
+                "--zone",
+                "finance",
+                "--id",
+                "residents",
+                "--file",
+                s(&sample),
+            ][..],
+            &[
+                "dataset",
+                "confirm",
+                "--id",
+                "residents",
+                "--column",
+                "registered::core",
+            ][..],
+            &[
+                "partner",
+                "set",
+                "--org",
+                "partner-a",
+                "--tier",
+                "2",
+                "--data-access",
+            ][..],
+        ] {
+            app.operator_ok(args);
+        }
+        (app, sample)
+    }
+
     /// A `curl` caller as `role` bound to the current server; `Send`, so
     /// threads can use it while the test holds the appliance.
     pub fn curl_as(&self, role: &str) -> Curl {

@@ -17,83 +17,11 @@ struct Setup {
 }
 
 impl Setup {
-    /// A serving appliance with dataset `residents` (2000 sample rows,
-    /// `registered` graded core) in zone `finance`, partner-a in tier 2,
-    /// and the sample file's text.
+    /// See [`Appliance::serving_graded_dataset`]; also the sample's text.
     fn start() -> (Setup, String) {
-        let mut app = Appliance::new();
-        app.init("0,2,4,7");
-        app.start_server().expect("server starts");
-        let st = Setup { app };
-        let sample = st.app.path("sample.csv");
-        zonevault_ok(&[
-            "sample",
-            "--rows",
-            "2000",
-            "--seed",
-            "7",
-            "--out",
-            s(&sample),
-        ]);
-        st.ok(&[
-            "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
-            "--domain", "finance",
-        ]);
-        st.ok(&[
-            "dataset",
-            "create",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--title",
-            "t",
-            "--provider",
-            "p",
-            "--source",
-            "operator-own",
-            "--retention",
-            "365d",
-        ]);
-        st.ok(&[
-            "dataset",
-            "import",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--file",
-            s(&sample),
-        ]);
-        st.ok(&[
-            "dataset",
-            "confirm",
-            "--id",
-            "residents",
-            "--column",
-            "registered::core",
-        ]);
-        st.ok(&[
-            "partner",
-            "set",
-            "--org",
-            "partner-a",
-            "--tier",
-            "2",
-            "--data-access",
-        ]);
+        let (app, sample) = Appliance::serving_graded_dataset();
         let text = std::fs::read_to_string(&sample).unwrap();
-        (st, text)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.app.zonevault_as("operator", args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        (Setup { app }, text)
     }
 
     fn call(&self, role: &str, method: &str, path: &str, body: Value) -> Reply {

@@ -28,71 +28,10 @@ struct Setup {
 }
 
 impl Setup {
-    /// A serving appliance with dataset `residents` (2000 sample rows,
-    /// `registered` graded core) in zone `finance`, and partner-a in tier 2.
+    /// See [`Appliance::serving_graded_dataset`].
     fn start() -> Setup {
-        let mut app = Appliance::new();
-        app.init("0,2,4,7");
-        app.start_server().expect("server starts");
-        let st = Setup { app };
-        let sample = st.app.path("sample.csv");
-        zonevault_ok(&[
-            "sample",
-            "--rows",
-            "2000",
-            "--seed",
-            "7",
-            "--out",
-            s(&sample),
-        ]);
-        st.ok(&[
-            "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
-            "--domain", "finance",
-        ]);
-        st.ok(&[
-            "dataset",
-            "create",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--title",
-            "t",
-            "--provider",
-            "p",
-            "--source",
-            "operator-own",
-            "--retention",
-            "365d",
-        ]);
-        st.ok(&[
-            "dataset",
-            "import",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--file",
-            s(&sample),
-        ]);
-        st.ok(&[
-            "dataset",
-            "confirm",
-            "--id",
-            "residents",
-            "--column",
-            "registered::core",
-        ]);
-        st.ok(&[
-            "partner",
-            "set",
-            "--org",
-            "partner-a",
-            "--tier",
-            "2",
-            "--data-access",
-        ]);
-        st
+        let (app, _) = Appliance::serving_graded_dataset();
+        Setup { app }
     }
 
     fn cli(&self, role: &str, args: &[&str]) -> Output {
@@ -101,9 +40,7 @@ impl Setup {
 
     /// A client command as the operator that must succeed; its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli("operator", args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.app.operator_ok(args)
     }
 
     fn call(&self, role: &str, method: &str, path: &str, body: Value) -> Reply {
