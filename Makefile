@@ -2,11 +2,12 @@
 #   make demo   the appliance's main job end to end, on a software TPM
 #   make test   fmt check, clippy -D warnings, every test
 #   make bench  benchmarks against baselines (release build)
+#   make image  the appliance image under images/out (release build; see images/README.md)
 
 CARGO ?= cargo
 export TSS2_LOG ?= all+none
 
-.PHONY: deps build release test demo demo-stop bench fmt clippy clean
+.PHONY: deps build release test demo demo-stop bench fmt clippy clean image
 
 deps:
 	@scripts/install-deps.sh
@@ -37,6 +38,15 @@ demo-stop:
 bench: deps
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p bench --bin zonevault-bench -- $(BENCH_ARGS)
+
+# The appliance image: kernel, initramfs, PKI and reference PCRs in
+# images/out (a reference boot under QEMU included). IMAGE_BIN_DIR picks the
+# binaries (default: the release build), IMAGE_REVISION the config revision.
+IMAGE_BIN_DIR ?= target/release
+IMAGE_REVISION ?= 1
+image: deps
+	$(if $(filter target/release,$(IMAGE_BIN_DIR)),$(CARGO) build --release --workspace --bins)
+	images/build.sh --bin-dir $(IMAGE_BIN_DIR) --revision $(IMAGE_REVISION)
 
 clean:
 	$(CARGO) clean

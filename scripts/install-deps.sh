@@ -8,6 +8,7 @@ packages=(
   libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-device0
   swtpm swtpm-tools tpm2-tools
   sqlite3
+  qemu-system-x86 qemu-utils ovmf cpio kmod e2fsprogs
 )
 
 missing=()

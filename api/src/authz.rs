@@ -15,9 +15,11 @@ use Role::{Analyst, Operator, Provider, Regulator};
 const ALL: &[Role] = &[Operator, Regulator, Provider, Analyst];
 const SUPERVISORS: &[Role] = &[Operator, Regulator];
 const SUPERVISORS_AND_ANALYST: &[Role] = &[Operator, Regulator, Analyst];
+const SUPERVISORS_AND_PROVIDER: &[Role] = &[Operator, Regulator, Provider];
 const OPERATOR: &[Role] = &[Operator];
 const REGULATOR: &[Role] = &[Regulator];
 const ANALYST: &[Role] = &[Analyst];
+const PROVIDER: &[Role] = &[Provider];
 
 /// The authorization table: (method, axum route pattern, roles allowed).
 #[rustfmt::skip]
@@ -32,10 +34,16 @@ pub const RULES: &[(Method, &str, &[Role])] = &[
     (Method::GET,  "/v1/ledger/key",               SUPERVISORS),
     (Method::POST, "/v1/ledger/hash",              SUPERVISORS),
     (Method::GET,  "/v1/attestation",              SUPERVISORS),
+    (Method::GET,  "/v1/attestation/enrollment",   SUPERVISORS),
+    (Method::POST, "/v1/attestation/challenge",    SUPERVISORS),
     (Method::POST, "/v1/zones",                    OPERATOR),
     (Method::GET,  "/v1/zones",                    SUPERVISORS),   // each sees own zones, checked in handler
     (Method::GET,  "/v1/zones/{id}",               SUPERVISORS),   // zone's operator org or supervisor, in handler
     (Method::POST, "/v1/zones/{id}/supervision",   REGULATOR),     // current supervisor only, in handler
+    (Method::POST, "/v1/zones/{id}/exit",          SUPERVISORS),   // zone's operator org or supervisor, in handler
+    (Method::GET,  "/v1/zones/{id}/exit",          SUPERVISORS),   // as GET /v1/zones/{id}
+    (Method::GET,  "/v1/alerts",                   SUPERVISORS),
+    (Method::GET,  "/v1/trace",                    SUPERVISORS),
     (Method::POST, "/v1/zones/{zone}/datasets",    OPERATOR),      // zone's operator org, in handler
     (Method::GET,  "/v1/zones/{zone}/datasets",    SUPERVISORS),   // as GET /v1/zones/{id}
     (Method::GET,  "/v1/datasets/{id}",            SUPERVISORS),   // as GET /v1/zones/{id}, for its zone
@@ -54,6 +62,33 @@ pub const RULES: &[(Method, &str, &[Role])] = &[
     (Method::POST, "/v1/extracts",                 ANALYST),       // grant checks in handler
     (Method::POST, "/v1/aggregates",              ANALYST),       // grant checks and ε budget in handler
     (Method::GET,  "/v1/extracts/{id}/manifest",   SUPERVISORS_AND_ANALYST), // recipient, zone operator or regulator, in handler
+    (Method::POST, "/v1/leak-trace",               SUPERVISORS),   // candidates: extracts of visible datasets, in handler
+    (Method::GET,  "/v1/policy",                   SUPERVISORS),
+    (Method::PUT,  "/v1/policy",                   OPERATOR),      // validated strictly, versioned, in handler
+    (Method::POST, "/v1/share-applications",       OPERATOR),      // zone's operator org, in handler
+    (Method::GET,  "/v1/share-applications",       SUPERVISORS_AND_PROVIDER), // zone's operator or regulator, or the named provider, in handler
+    (Method::GET,  "/v1/share-applications/{id}",  SUPERVISORS_AND_PROVIDER), // as the list
+    (Method::POST, "/v1/share-applications/{id}/assessment", REGULATOR), // zone's supervisor only, in handler
+    (Method::POST, "/v1/share-applications/{id}/decision",   PROVIDER),  // the named provider org only, in handler
+    (Method::POST, "/v1/filings",                  OPERATOR),      // datasets' zone operator org, in handler
+    (Method::GET,  "/v1/filings",                  SUPERVISORS),   // visible zones only, in handler
+    (Method::GET,  "/v1/filings/{id}",             SUPERVISORS),   // zone's operator org or supervisor, in handler
+    (Method::POST, "/v1/filings/{id}/acknowledgement", REGULATOR), // zone's supervisor only, in handler
+    (Method::GET,  "/v1/filings/{id}/usage-report", SUPERVISORS),  // zone's operator org or supervisor, in handler
+    (Method::POST, "/v1/quality-tickets",          ALL),           // a dataset the caller can see, in handler
+    (Method::GET,  "/v1/quality-tickets",          ALL),           // own, provider org's, zone's; in handler
+    (Method::GET,  "/v1/quality-tickets/{id}",     ALL),           // as the list
+    (Method::POST, "/v1/quality-tickets/{id}/response", PROVIDER), // the dataset's provider org only, in handler
+    (Method::POST, "/v1/quality-tickets/{id}/dispute",  ALL),      // the opener only, in handler
+    (Method::POST, "/v1/quality-tickets/{id}/resolution", ALL),    // the opener or the zone's supervisor, in handler
+    (Method::POST, "/v1/feedback",                 OPERATOR),      // dataset's zone operator org, in handler
+    (Method::GET,  "/v1/feedback",                 SUPERVISORS_AND_PROVIDER), // zone's operator or supervisor; providers: available ones
+    (Method::GET,  "/v1/feedback/{id}",            SUPERVISORS_AND_PROVIDER), // as the list
+    (Method::POST, "/v1/feedback/{id}/approval",   REGULATOR),     // zone's supervisor only, in handler
+    (Method::POST, "/v1/feedback/{id}/applications", PROVIDER),    // available feedback only, in handler
+    (Method::POST, "/v1/feedback-applications/{id}/review", SUPERVISORS), // zone's supervisor or operator org, in handler
+    (Method::POST, "/v1/assessments",              REGULATOR),     // the Bureau's regulators only, in handler
+    (Method::GET,  "/v1/assessments",              SUPERVISORS),   // Bureau: all; others: own / supervised; in handler
 ];
 
 /// Routes where [`RULES`] admits an analyst but the handler must further

@@ -73,6 +73,15 @@ pub struct Config {
     /// The largest dataset import body accepted, in bytes (default 64 GiB).
     #[serde(default = "default_max_import_bytes")]
     pub max_import_bytes: u64,
+    /// Working days the provider has to respond to a quality ticket, per
+    /// dimension (`[quality_sla]`: accuracy, relevance, completeness,
+    /// timeliness; defaults 5, 10, 5, 3).
+    #[serde(default)]
+    pub quality_sla: vault::governance::quality::Sla,
+    /// Security-monitoring thresholds (`[monitoring]`; see
+    /// [`vault::monitor::Thresholds`] for the keys and defaults).
+    #[serde(default)]
+    pub monitoring: vault::monitor::Thresholds,
     /// TLS material.
     pub tls: TlsConfig,
 }
@@ -166,6 +175,18 @@ client_ca = "ca.pem"
         assert_eq!(c.listen.port(), 8443);
         assert!(c.tls.crl.is_none());
         assert_eq!(c.trust_domain, "zonevault.local");
+    }
+
+    #[test]
+    fn quality_sla_defaults_and_overrides() {
+        let c = Config::parse(GOOD, Path::new("c.toml")).unwrap();
+        assert_eq!(c.quality_sla, vault::governance::quality::Sla::default());
+        let text = GOOD.replace("[tls]", "[quality_sla]\ntimeliness = 0\n[tls]");
+        let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+        assert_eq!((c.quality_sla.timeliness, c.quality_sla.accuracy), (0, 5));
+        let text = GOOD.replace("[tls]", "[quality_sla]\nspeed = 1\n[tls]");
+        let err = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("speed"), "{err}");
     }
 
     #[test]

@@ -60,6 +60,24 @@ pub enum ApiError {
         /// The dataset, for the log and the ledger.
         dataset: String,
     },
+    /// The zone is in its exit procedure (or has exited): nothing new may
+    /// enter or leave it (409). The zone id is public: the caller named it.
+    #[error("zone {zone} is {state} (exit procedure)")]
+    ZoneExiting {
+        /// The zone.
+        zone: String,
+        /// `exiting` or `exited`.
+        state: String,
+    },
+    /// The operator's operating authorization was terminated after two
+    /// consecutive poor assessments: no grant or extract in its zones (403).
+    #[error("the operating authorization of {operator} was terminated by assessment {assessment}")]
+    AuthorizationTerminated {
+        /// The operator organization.
+        operator: String,
+        /// The assessment that terminated it.
+        assessment: String,
+    },
     /// The audit ledger could not record the request, so no data is
     /// released (503). `detail` is internal.
     #[error("ledger unavailable: {detail}")]
@@ -86,6 +104,8 @@ struct ErrorBody<'a> {
     problem: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<&'a str>,
 }
 
 impl ApiError {
@@ -122,6 +142,8 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::DueForDestruction { .. } => StatusCode::CONFLICT,
+            ApiError::ZoneExiting { .. } => StatusCode::CONFLICT,
+            ApiError::AuthorizationTerminated { .. } => StatusCode::FORBIDDEN,
             ApiError::LedgerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,6 +160,8 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::Gone { .. } => "gone",
             ApiError::DueForDestruction { .. } => "due_for_destruction",
+            ApiError::ZoneExiting { .. } => "zone_exiting",
+            ApiError::AuthorizationTerminated { .. } => "authorization_terminated",
             ApiError::LedgerUnavailable { .. } => "ledger_unavailable",
             ApiError::Internal { .. } => "internal",
         }
@@ -157,6 +181,12 @@ impl ApiError {
             }
             ApiError::DueForDestruction { .. } => {
                 "the dataset's retention has ended; it awaits destruction"
+            }
+            ApiError::ZoneExiting { .. } => {
+                "the zone is in its exit procedure; its data can no longer be used"
+            }
+            ApiError::AuthorizationTerminated { .. } => {
+                "the operating authorization was terminated after two consecutive poor assessments"
             }
             ApiError::LedgerUnavailable { .. } => {
                 "the audit ledger is unavailable; no data was released"
@@ -192,6 +222,10 @@ impl IntoResponse for ApiError {
             problem,
             certificate: match &self {
                 ApiError::Gone { certificate } => certificate.as_deref(),
+                _ => None,
+            },
+            zone: match &self {
+                ApiError::ZoneExiting { zone, .. } => Some(zone.as_str()),
                 _ => None,
             },
         };

@@ -11,13 +11,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -25,6 +26,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::identity::{Identity, IdentityError};
 use crate::tls::TlsReloader;
 pub use crate::tls::{HandshakeFailure, HandshakeStats};
 
@@ -44,6 +46,32 @@ pub struct PeerInfo {
     pub cert_der: Arc<Vec<u8>>,
     /// The client's TCP address.
     pub peer_addr: SocketAddr,
+    /// Hex SHA-256 of `cert_der`, computed once per connection.
+    pub cert_sha256: Arc<str>,
+    /// The identity parsed from `cert_der`, once per connection (the
+    /// certificate cannot change on an open connection).
+    identity: Arc<OnceLock<Result<Identity, IdentityError>>>,
+}
+
+impl PeerInfo {
+    /// The peer of one connection.
+    pub fn new(cert_der: Arc<Vec<u8>>, peer_addr: SocketAddr) -> PeerInfo {
+        let cert_sha256 = hex::encode(Sha256::digest(cert_der.as_slice())).into();
+        PeerInfo {
+            cert_der,
+            peer_addr,
+            cert_sha256,
+            identity: Arc::default(),
+        }
+    }
+
+    /// The caller's identity in `trust_domain`, parsed on the connection's
+    /// first request and reused for the rest.
+    pub fn identity(&self, trust_domain: &str) -> Result<Identity, IdentityError> {
+        self.identity
+            .get_or_init(|| Identity::from_peer_cert(&self.cert_der, trust_domain))
+            .clone()
+    }
 }
 
 /// Serves `app` over mutual TLS on `listener` until `shutdown` completes,
@@ -118,10 +146,7 @@ async fn connection(
         tls.handshake_stats().record(HandshakeFailure::NoCert);
         return;
     };
-    let peer = PeerInfo {
-        cert_der,
-        peer_addr,
-    };
+    let peer = PeerInfo::new(cert_der, peer_addr);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(peer.clone());
         app.clone().oneshot(req)
@@ -165,7 +190,7 @@ async fn handshake(
             HandshakeFailure::Timeout
         }
     };
-    tls.handshake_stats().record(reason);
+    tls.handshake_stats().record_from(peer_addr.ip(), reason);
     None
 }
 

@@ -20,10 +20,10 @@ mod common;
 use common::{operator_cert, state};
 
 async fn health(state: &Arc<AppState>, cert: &[u8]) -> (StatusCode, Option<String>, String) {
-    let peer = PeerInfo {
-        cert_der: Arc::new(cert.to_vec()),
-        peer_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 40000)),
-    };
+    let peer = PeerInfo::new(
+        Arc::new(cert.to_vec()),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 40000)),
+    );
     let request = Request::builder()
         .uri("/v1/health")
         .extension(peer)

@@ -32,9 +32,9 @@ pub struct Cli {
     /// Concurrent keep-alive clients of workload A.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
-    /// Run only workload A (audited GETs) or B (CSV import).
-    #[arg(long, value_enum)]
-    pub only: Option<Only>,
+    /// Run only these workloads, e.g. `--only a,d` (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Only>,
     /// Also import 10,000,000 rows once and report the server's peak RSS.
     #[arg(long)]
     pub rows_10m_memory: bool,
@@ -50,6 +50,10 @@ pub enum Only {
     A,
     /// CSV import against `sqlite3 .import`.
     B,
+    /// Desensitized CSV extract against `sqlite3 -csv SELECT`.
+    C,
+    /// Destruction of a large dataset against a tenth of its size.
+    D,
 }
 
 /// Subcommands.
@@ -93,6 +97,10 @@ pub struct Plan {
     pub workload_a: bool,
     /// Run workload B.
     pub workload_b: bool,
+    /// Run workload C.
+    pub workload_c: bool,
+    /// Run workload D.
+    pub workload_d: bool,
     /// Run the 10M-row memory check.
     pub memory_10m: bool,
     /// The JSON results file.
@@ -120,12 +128,19 @@ impl Plan {
             pairs: cli.pairs,
             duration: Duration::from_secs(cli.duration_secs),
             clients: cli.clients,
-            workload_a: cli.only != Some(Only::B),
-            workload_b: cli.only != Some(Only::A),
+            workload_a: selected(&cli.only, Only::A),
+            workload_b: selected(&cli.only, Only::B),
+            workload_c: selected(&cli.only, Only::C),
+            workload_d: selected(&cli.only, Only::D),
             memory_10m: cli.rows_10m_memory,
             out: cli.out,
         })
     }
+}
+
+/// Every workload runs unless `--only` names some.
+fn selected(only: &[Only], workload: Only) -> bool {
+    only.is_empty() || only.contains(&workload)
 }
 
 #[cfg(test)]
@@ -139,19 +154,22 @@ mod tests {
     }
 
     #[test]
-    fn defaults_run_both_workloads_with_three_pairs() {
+    fn defaults_run_every_workload_with_three_pairs() {
         let p = plan(&[]).unwrap();
         assert_eq!((p.rows, p.pairs, p.clients), (1_000_000, 3, 64));
-        assert!(p.workload_a && p.workload_b && !p.memory_10m);
+        assert!(p.workload_a && p.workload_b && p.workload_c && p.workload_d);
+        assert!(!p.memory_10m);
         assert_eq!(p.out, PathBuf::from("target/bench/results.json"));
     }
 
     #[test]
     fn only_selects_one_workload() {
         let a = plan(&["--only", "a"]).unwrap();
-        assert!(a.workload_a && !a.workload_b);
+        assert!(a.workload_a && !a.workload_b && !a.workload_c && !a.workload_d);
         let b = plan(&["--only", "b", "--rows", "10"]).unwrap();
         assert!(!b.workload_a && b.workload_b && b.rows == 10);
+        let cd = plan(&["--only", "c,d"]).unwrap();
+        assert!(!cd.workload_a && !cd.workload_b && cd.workload_c && cd.workload_d);
     }
 
     #[test]
@@ -159,6 +177,6 @@ mod tests {
         for bad in [["--rows", "0"], ["--pairs", "0"], ["--duration-secs", "0"]] {
             assert!(plan(&bad).is_err(), "{bad:?}");
         }
-        assert!(plan(&["--only", "c"]).is_err());
+        assert!(plan(&["--only", "e"]).is_err());
     }
 }

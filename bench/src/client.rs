@@ -103,6 +103,35 @@ where
 }
 
 impl Connection<Full<Bytes>> {
+    /// `POST path` with a JSON body; streams the answer without keeping it,
+    /// counting its bytes and lines (`\n`). The status, the response
+    /// headers, and for a non-2xx answer its body (for the error message).
+    pub async fn post_counting(&mut self, path: &str, body: &serde_json::Value) -> Result<Counted> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(hyper::header::HOST, "127.0.0.1")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let (parts, mut incoming) = response.into_parts();
+        let mut counted = Counted {
+            status: parts.status,
+            headers: parts.headers,
+            bytes: 0,
+            lines: 0,
+            error_body: Vec::new(),
+        };
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| anyhow!("reading the response body: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                counted.add(&data);
+            }
+        }
+        Ok(counted)
+    }
+
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes)> {
         self.send(Method::GET, path, "text/plain", Full::default())
@@ -159,4 +188,28 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     rustls_pemfile::private_key(&mut pem.as_slice())
         .with_context(|| format!("parse {}", path.display()))?
         .ok_or_else(|| anyhow!("{}: no private key", path.display()))
+}
+
+/// A streamed answer, counted instead of kept.
+pub struct Counted {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: hyper::HeaderMap,
+    /// Body bytes.
+    pub bytes: u64,
+    /// `\n` bytes in the body.
+    pub lines: u64,
+    /// The body of a non-2xx answer (at most 4 KiB), for error messages.
+    pub error_body: Vec<u8>,
+}
+
+impl Counted {
+    fn add(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        self.lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+        if !self.status.is_success() && self.error_body.len() < 4096 {
+            self.error_body.extend_from_slice(data);
+        }
+    }
 }

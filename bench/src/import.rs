@@ -32,11 +32,11 @@ const ZONE: &str = "bench";
 /// Bytes per body chunk sent to the server.
 const CHUNK: usize = 256 * 1024;
 
-/// What workload B produced.
+/// What a workload produced.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Outcome<T = Results> {
     /// Measured.
-    Measured(Results),
+    Measured(T),
     /// Not measured, and why (e.g. "route missing: PUT /v1/datasets/{id}/rows").
     Skipped(String),
 }
@@ -115,8 +115,15 @@ pub async fn run_pairs(plan: &Plan, server: &Server) -> Result<Outcome> {
         results.baseline.push(theirs);
         results.peak_rss_kib = results.peak_rss_kib.max(ours.peak_rss_kib);
     }
-    std::fs::remove_file(&csv)?;
     Ok(Outcome::Measured(results))
+}
+
+/// Creates dataset `id` and imports `rows` generated rows into it (the CSV
+/// is generated once per size and kept for later workloads); not timed.
+/// `Ok(Err(why))` when a route is missing.
+pub async fn fill(server: &Server, rows: u64, id: &str) -> Result<Result<(), String>> {
+    let csv = generate(&server.scratch()?, rows).await?;
+    Ok(import(server, &csv, rows, id).await?.map(|_| ()))
 }
 
 /// Imports 10,000,000 rows once and reports the server's peak RSS;
@@ -136,9 +143,13 @@ pub async fn memory_check(server: &Server) -> Result<Result<Memory, String>> {
     Ok(run)
 }
 
-/// Writes `rows` rows of `vault::sample` CSV (with a header) into `dir`.
-async fn generate(dir: &Path, rows: u64) -> Result<PathBuf> {
+/// Writes `rows` rows of `vault::sample` CSV (with a header) into `dir`,
+/// unless an earlier workload already did.
+pub async fn generate(dir: &Path, rows: u64) -> Result<PathBuf> {
     let path = dir.join(format!("sample-{rows}.csv"));
+    if path.is_file() {
+        return Ok(path);
+    }
     eprintln!("generating {rows} rows of CSV…");
     let out = path.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
@@ -307,12 +318,12 @@ fn sqlite_import(csv: &Path, dir: &Path, rows: u64) -> Result<f64> {
 
 /// Resets the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0,
 /// `echo 5 > /proc/PID/clear_refs`); false if that is not possible.
-fn reset_peak_rss(pid: u32) -> bool {
+pub fn reset_peak_rss(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// VmHWM of `pid`, KiB.
-fn peak_rss_kib(pid: u32) -> Result<u64> {
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_vm_hwm(&status).context("no VmHWM in /proc/PID/status")
 }

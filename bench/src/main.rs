@@ -13,6 +13,8 @@
 mod args;
 mod baseline;
 mod client;
+mod destruction;
+mod extract;
 mod import;
 mod report;
 mod requests;
@@ -66,14 +68,31 @@ async fn run(plan: &Plan) -> Result<Report> {
     eprintln!("starting swtpm, PKI, zonevault (release) and the baseline server…");
     let server = zonevault::Server::start()?;
     report.server_start_ms = Some(server.start_ms);
+    report.unseal_ms = server.unseal_ms;
     if plan.workload_a {
         report.requests = Some(requests::run_pairs(plan, &server).await?);
     }
     if plan.workload_b {
         report.import = Some(import::run_pairs(plan, &server).await?);
     }
+    if plan.workload_c {
+        report.extract = Some(extract::run_pairs(plan, &server).await?);
+    }
+    if plan.workload_d {
+        report.destruction = Some(destruction::run_pairs(plan, &server).await?);
+    }
     if plan.memory_10m {
-        report.memory_10m = Some(import::memory_check(&server).await?);
+        let memory = import::memory_check(&server).await?;
+        if memory.is_ok() {
+            let run = extract::once(&server, "bench-10m", args::MEMORY_CHECK_ROWS).await?;
+            eprintln!(
+                "10M rows: extract {:.0} rows/s, peak RSS {:.0} MiB",
+                run.rows_per_s,
+                run.peak_rss_kib as f64 / 1024.0
+            );
+            report.memory_10m_extract = Some(run);
+        }
+        report.memory_10m = Some(memory);
     }
     Ok(report)
 }

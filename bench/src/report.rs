@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::args::{Plan, MIN_VALID_PAIRS};
+use crate::destruction;
+use crate::extract;
 use crate::import::{self, Memory};
 use crate::requests::{self, Run};
 
@@ -14,6 +16,10 @@ use crate::requests::{self, Run};
 pub const TARGET_REQUESTS: f64 = 0.7;
 /// Target of workload B: zonevault rows/s ÷ sqlite3 rows/s.
 pub const TARGET_IMPORT: f64 = 0.5;
+/// Target of workload C: zonevault rows/s ÷ sqlite3 rows/s.
+pub const TARGET_EXTRACT: f64 = 0.5;
+/// Bound of workload D: large destruction time ÷ small destruction time.
+pub const TARGET_DESTRUCTION: f64 = 1.5;
 /// Bound on the server's peak RSS during a 10M-row import, MiB.
 pub const TARGET_PEAK_RSS_MIB: f64 = 200.0;
 
@@ -22,12 +28,20 @@ pub struct Report {
     plan: Plan,
     /// Spawn to listening of `zonevault serve` (unseal on swtpm included), ms.
     pub server_start_ms: Option<f64>,
+    /// The unseal alone (swtpm), from the server's log, ms.
+    pub unseal_ms: Option<f64>,
     /// Workload A.
     pub requests: Option<requests::Results>,
     /// Workload B.
     pub import: Option<import::Outcome>,
+    /// Workload C.
+    pub extract: Option<import::Outcome<extract::Results>>,
+    /// Workload D.
+    pub destruction: Option<import::Outcome<destruction::Results>>,
     /// The 10M-row memory check; `Err` holds why it was skipped.
     pub memory_10m: Option<Result<Memory, String>>,
+    /// The extract of the 10M-row dataset.
+    pub memory_10m_extract: Option<extract::Run>,
 }
 
 impl Report {
@@ -36,9 +50,13 @@ impl Report {
         Report {
             plan: plan.clone(),
             server_start_ms: None,
+            unseal_ms: None,
             requests: None,
             import: None,
+            extract: None,
+            destruction: None,
             memory_10m: None,
+            memory_10m_extract: None,
         }
     }
 
@@ -77,8 +95,22 @@ impl Report {
             }
             None => {}
         }
+        match &self.extract {
+            Some(import::Outcome::Measured(c)) => extract_rows(&mut t, c),
+            Some(import::Outcome::Skipped(why)) => {
+                let _ = writeln!(t, "{:<40} skipped: {why}", "C  CSV extract rows/s");
+            }
+            None => {}
+        }
+        match &self.destruction {
+            Some(import::Outcome::Measured(d)) => destruction_rows(&mut t, d),
+            Some(import::Outcome::Skipped(why)) => {
+                let _ = writeln!(t, "{:<40} skipped: {why}", "D  destruction");
+            }
+            None => {}
+        }
         match &self.memory_10m {
-            Some(Ok(m)) => memory_row(&mut t, m),
+            Some(Ok(m)) => memory_row(&mut t, m, self.memory_10m_extract.as_ref()),
             Some(Err(why)) => {
                 let _ = writeln!(
                     t,
@@ -87,6 +119,13 @@ impl Report {
                 );
             }
             None => {}
+        }
+        if let Some(ms) = self.unseal_ms {
+            let _ = writeln!(
+                t,
+                "{:<40} {:>12.1} (report only)",
+                "unseal of the master key (swtpm), ms", ms
+            );
         }
         if let Some(ms) = self.server_start_ms {
             let _ = writeln!(
@@ -129,14 +168,43 @@ impl Report {
             v["met"] = json!(a.ratio() >= TARGET_REQUESTS);
             v
         });
+        let extract = match &self.extract {
+            Some(import::Outcome::Measured(c)) => {
+                let mut v = c.to_json();
+                v["target"] = json!(TARGET_EXTRACT);
+                v["met"] = json!(c.ratio() >= TARGET_EXTRACT);
+                v
+            }
+            Some(import::Outcome::Skipped(why)) => json!({ "skipped": why }),
+            None => Value::Null,
+        };
+        let destruction = match &self.destruction {
+            Some(import::Outcome::Measured(d)) => {
+                let mut v = d.to_json();
+                v["target_at_most"] = json!(TARGET_DESTRUCTION);
+                v["met"] = json!(d.ratio() <= TARGET_DESTRUCTION);
+                v
+            }
+            Some(import::Outcome::Skipped(why)) => json!({ "skipped": why }),
+            None => Value::Null,
+        };
         let memory = match &self.memory_10m {
-            Some(Ok(m)) => json!({
-                "rows": m.rows,
-                "rows_per_s": m.rows_per_s,
-                "server_peak_rss_mib": m.peak_rss_kib as f64 / 1024.0,
-                "target_mib": TARGET_PEAK_RSS_MIB,
-                "met": (m.peak_rss_kib as f64 / 1024.0) < TARGET_PEAK_RSS_MIB,
-            }),
+            Some(Ok(m)) => {
+                let extract = self.memory_10m_extract.as_ref();
+                let extract_mib = extract.map(|r| r.peak_rss_kib as f64 / 1024.0);
+                let import_mib = m.peak_rss_kib as f64 / 1024.0;
+                json!({
+                    "rows": m.rows,
+                    "rows_per_s": m.rows_per_s,
+                    "server_peak_rss_mib": import_mib,
+                    "extract_rows": extract.map(|r| r.rows),
+                    "extract_rows_per_s": extract.map(|r| r.rows_per_s),
+                    "extract_server_peak_rss_mib": extract_mib,
+                    "target_mib": TARGET_PEAK_RSS_MIB,
+                    "met": import_mib < TARGET_PEAK_RSS_MIB
+                        && extract_mib.is_some_and(|e| e < TARGET_PEAK_RSS_MIB),
+                })
+            }
             Some(Err(why)) => json!({ "skipped": why }),
             None => Value::Null,
         };
@@ -149,8 +217,11 @@ impl Report {
             "pairs": self.plan.pairs,
             "duration_secs": self.plan.duration.as_secs(),
             "server_start_ms": self.server_start_ms,
+            "unseal_ms": self.unseal_ms,
             "requests": requests,
             "import": import,
+            "extract": extract,
+            "destruction": destruction,
             "memory_10m": memory,
         })
     }
@@ -214,18 +285,71 @@ fn import_rows(t: &mut String, b: &import::Results) {
     );
 }
 
-fn memory_row(t: &mut String, m: &Memory) {
+fn destruction_rows(t: &mut String, d: &destruction::Results) {
+    let ratio = d.ratio();
+    let label = format!("D  destroy {} vs {} rows, ms", d.large_rows, d.small_rows);
+    row(
+        t,
+        &label,
+        crate::stats::median(&d.large_ms),
+        crate::stats::median(&d.small_ms),
+        Some((
+            ratio,
+            format!("≤ {TARGET_DESTRUCTION}"),
+            ratio <= TARGET_DESTRUCTION,
+        )),
+    );
+}
+
+fn memory_row(t: &mut String, m: &Memory, extract: Option<&extract::Run>) {
     let label = format!("M  import {} rows, rows/s", m.rows);
     row(t, &label, m.rows_per_s, f64::NAN, None);
-    let mib = m.peak_rss_kib as f64 / 1024.0;
+    rss_row(t, "   server peak RSS, MiB", m.peak_rss_kib);
+    if let Some(run) = extract {
+        let label = format!("M  extract {} rows, rows/s", run.rows);
+        row(t, &label, run.rows_per_s, f64::NAN, None);
+        rss_row(t, "   server peak RSS, MiB", run.peak_rss_kib);
+    }
+}
+
+fn rss_row(t: &mut String, label: &str, kib: u64) {
+    let mib = kib as f64 / 1024.0;
     let target = format!("< {TARGET_PEAK_RSS_MIB}");
     let ok = met(mib < TARGET_PEAK_RSS_MIB);
-    let label = "   server peak RSS, MiB";
     let _ = writeln!(
         t,
         "{label:<40} {mib:>12.0} {:>12} {:>7} {target:>9}  {ok}",
         "—", ""
     );
+}
+
+fn extract_rows(t: &mut String, c: &extract::Results) {
+    let ratio = c.ratio();
+    let label = format!("C  CSV extract {} rows, rows/s", c.rows_returned);
+    row(
+        t,
+        &label,
+        crate::stats::median(&c.ours),
+        crate::stats::median(&c.baseline),
+        Some((
+            ratio,
+            format!("≥ {TARGET_EXTRACT}"),
+            ratio >= TARGET_EXTRACT,
+        )),
+    );
+    row(
+        t,
+        "   server peak RSS, MiB",
+        c.peak_rss_kib as f64 / 1024.0,
+        f64::NAN,
+        None,
+    );
+    let techniques: Vec<String> = c
+        .techniques
+        .iter()
+        .map(|(col, tech)| format!("{col}={tech}"))
+        .collect();
+    let _ = writeln!(t, "   columns: {}", techniques.join(" "));
 }
 
 fn row(t: &mut String, label: &str, ours: f64, base: f64, target: Option<(f64, String, bool)>) {

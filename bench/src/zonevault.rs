@@ -24,6 +24,8 @@ pub struct Server {
     pub port: u16,
     /// Spawn to accepting connections (unseal on swtpm, ledger check), ms.
     pub start_ms: f64,
+    /// The TPM unseal alone, as the server logged it, ms.
+    pub unseal_ms: Option<f64>,
     // Dropped after `child` is killed: stops swtpm, removes the directory.
     appliance: Appliance,
 }
@@ -31,7 +33,7 @@ pub struct Server {
 impl Server {
     /// Sets up and initializes an appliance, then serves it.
     pub fn start() -> Result<Server> {
-        let appliance = Appliance::new();
+        let mut appliance = Appliance::new();
         appliance.init("0,7");
         let port = free_port();
         let config = appliance.write_config(port, "");
@@ -46,10 +48,14 @@ impl Server {
             .spawn()
             .context("spawn zonevault serve")?;
         wait_listening(&mut child, port, &appliance)?;
+        appliance.serving_on(port);
+        let start_ms = started.elapsed().as_secs_f64() * 1e3;
+        let log = std::fs::read_to_string(appliance.path("server.log")).unwrap_or_default();
         Ok(Server {
             child,
             port,
-            start_ms: started.elapsed().as_secs_f64() * 1e3,
+            start_ms,
+            unseal_ms: logged_unseal_ms(&log),
             appliance,
         })
     }
@@ -71,6 +77,11 @@ impl Server {
         Endpoint::new(self.port, &self.pki(), role)
     }
 
+    /// The appliance being served, for setup through the CLI.
+    pub fn appliance(&self) -> &Appliance {
+        &self.appliance
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -82,6 +93,13 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `unseal_ms=…` field of the server's "master key unsealed" line.
+fn logged_unseal_ms(log: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains("master key unsealed"))?;
+    let value = line.split("unseal_ms=").nth(1)?.split_whitespace().next()?;
+    value.trim_matches('"').parse().ok()
 }
 
 fn wait_listening(child: &mut Child, port: u16, appliance: &Appliance) -> Result<()> {
@@ -99,4 +117,18 @@ fn wait_listening(child: &mut Child, port: u16, appliance: &Appliance) -> Result
     let _ = child.kill();
     let _ = child.wait();
     bail!("zonevault serve did not listen on port {port} within {START_TIMEOUT:?}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::logged_unseal_ms;
+
+    #[test]
+    fn reads_the_logged_unseal_time() {
+        let log = "2026-11-29T09:00:00Z  INFO zonevault: core dumps disabled\n\
+                   2026-11-29T09:00:01Z  INFO zonevault::commands::serve: master key unsealed unseal_ms=41.7\n";
+        assert_eq!(logged_unseal_ms(log), Some(41.7));
+        assert_eq!(logged_unseal_ms("nothing here\n"), None);
+    }
 }

@@ -5,8 +5,10 @@
 //! event per extension in the event log, computing the expected launcher
 //! PCR value from release artifacts ([`measure::reference`]), and the
 //! platform hardening that must happen before and in the server
-//! ([`harden`]). It never reads a secret and never decides whether a
+//! ([`harden`]), and the system calls of the appliance image's init
+//! ([`sysinit`]). It never reads a secret and never decides whether a
 //! measurement is good: the TPM policy and the regulator's verifier do.
 
 pub mod harden;
 pub mod measure;
+pub mod sysinit;

@@ -5,6 +5,8 @@
 //! `zonevault serve --config FILE`. `measure` does the same without the
 //! exec (to seal a fresh appliance to the measured state at `init`).
 //! `reference` computes the expected PCR values from release artifacts.
+//! Started as PID 1 (the appliance image's `/init`), it boots the
+//! appliance instead ([`appliance`]).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ use attest::{PcrSelection, PcrValues, Tpm, LAUNCHER_PCR};
 use clap::{Args, Parser, Subcommand};
 use firmware::harden;
 use firmware::measure::{self, LaunchConfig};
+
+mod appliance;
 
 /// zonevault's measured launcher.
 #[derive(Debug, Parser)]
@@ -74,6 +78,9 @@ fn main() -> ExitCode {
     if std::env::var_os("TSS2_LOG").is_none() {
         std::env::set_var("TSS2_LOG", "all+none");
     }
+    if std::process::id() == 1 {
+        appliance::main(measure_appliance);
+    }
     let result = match Cli::parse().command {
         Cmd::Run { launch, user } => run(&launch, user.as_deref()),
         Cmd::Measure(launch) => measure_launch(&launch).map(|_| ()),
@@ -130,6 +137,17 @@ fn measure_launch(args: &LaunchArgs) -> Result<PathBuf> {
         );
     }
     Ok(binary)
+}
+
+/// The appliance's measured launch: `binary` and `config` into the
+/// launcher PCR, the TPM named by the configuration.
+fn measure_appliance(binary: &Path, config: &Path) -> Result<PathBuf> {
+    measure_launch(&LaunchArgs {
+        config: config.to_owned(),
+        tpm: None,
+        pcr: LAUNCHER_PCR,
+        binary: Some(binary.to_owned()),
+    })
 }
 
 fn run(args: &LaunchArgs, user: Option<&str>) -> Result<()> {

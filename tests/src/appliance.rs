@@ -118,8 +118,18 @@ pub struct Appliance {
 impl Appliance {
     /// A fresh TPM and a demo PKI with one certificate per role; not initialized.
     pub fn new() -> Appliance {
+        Appliance::with_tpm(Swtpm::start)
+    }
+
+    /// As [`Appliance::new`], with a TPM manufactured with an EK certificate
+    /// by swtpm's local CA ([`Swtpm::start_with_ek_cert`]).
+    pub fn with_ek_cert() -> Appliance {
+        Appliance::with_tpm(Swtpm::start_with_ek_cert)
+    }
+
+    fn with_tpm(start: fn(&Path) -> Swtpm) -> Appliance {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tpm = Swtpm::start(&dir.path().join("tpm-state"));
+        let tpm = start(&dir.path().join("tpm-state"));
         let app = Appliance {
             dir,
             tpm,
@@ -244,8 +254,14 @@ impl Appliance {
     /// Starts `zonevault serve` and waits until it accepts connections.
     /// Returns its output instead if it exits first.
     pub fn start_server(&mut self) -> Result<u16, Output> {
+        self.start_server_with("")
+    }
+
+    /// Like [`Appliance::start_server`], with `extra` lines in the
+    /// configuration (before its `[tls]` table, e.g. another table).
+    pub fn start_server_with(&mut self, extra: &str) -> Result<u16, Output> {
         self.port = free_port();
-        let config = self.write_config(self.port, "");
+        let config = self.write_config(self.port, extra);
         let child = Command::new(zonevault_bin())
             .args(["serve", "--config", s(&config)])
             .env("TSS2_LOG", "all+none")
@@ -353,6 +369,12 @@ impl Appliance {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// Points the client helpers at a server of this appliance that the
+    /// caller started itself (the benchmark does, to know its PID).
+    pub fn serving_on(&mut self, port: u16) {
+        self.port = port;
+    }
+
     /// The `ZONEVAULT_*` client variables for `role` (a directory under pki/).
     pub fn client_env(&self, role: &str) -> Vec<(&'static str, String)> {
         let file = |f: &str| s(&self.path(&format!("pki/{f}"))).to_owned();
@@ -387,8 +409,10 @@ impl Appliance {
     }
 
     /// A serving appliance with dataset `residents` (2000 sample rows,
-    /// seed 7, `registered` graded core) in zone `finance`, and partner-a
-    /// in tier 2 with data access; also the path of the sample file.
+    /// seed 7, `registered` graded core) in zone `finance`, partner-a in
+    /// tier 2 with data access, product and scenario authorization, and an
+    /// acknowledged filing of `residents` for it ([`Appliance::filing_id`]);
+    /// also the path of the sample file.
     pub fn serving_graded_dataset() -> (Appliance, PathBuf) {
         let mut app = Appliance::new();
         app.init("0,2,4,7");
@@ -450,11 +474,62 @@ impl Appliance {
                 "--tier",
                 "2",
                 "--data-access",
+                "--product-authorization",
+                "--scenario-authorization",
             ][..],
         ] {
             app.operator_ok(args);
         }
+        app.file_graded_filing();
         (app, sample)
+    }
+
+    /// Files and has the regulator acknowledge the data-use filing every
+    /// grant on `residents` is made under: all its columns, extracts and
+    /// aggregates, recipient partner-a, 2020 to 2100. Its id is kept in
+    /// `filing.id` ([`Appliance::filing_id`]).
+    fn file_graded_filing(&self) {
+        let id = self.operator_ok(&[
+            "filing",
+            "create",
+            "--scenario",
+            "credit risk models",
+            "--scope",
+            "residents:id,name,resident_id,mobile,bank_card,address,amount,registered",
+            "--method",
+            "both",
+            "--recipients",
+            "partner-a",
+            "--from",
+            "2020-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+        ]);
+        let id = id.trim();
+        let out = self.zonevault_as(
+            "regulator",
+            &[
+                "filing",
+                "acknowledge",
+                "--id",
+                id,
+                "--approve",
+                "--reason",
+                "scope is minimal",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "filing acknowledge: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(self.path("filing.id"), id).expect("write filing.id");
+    }
+
+    /// The acknowledged filing of [`Appliance::serving_graded_dataset`],
+    /// which a grant on `residents` must name (`"filing"`).
+    pub fn filing_id(&self) -> String {
+        std::fs::read_to_string(self.path("filing.id")).expect("serving_graded_dataset filed one")
     }
 
     /// A `curl` caller as `role` bound to the current server; `Send`, so

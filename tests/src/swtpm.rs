@@ -125,6 +125,20 @@ impl Swtpm {
         self.state_dir.join("localca/ca/issuercert.pem")
     }
 
+    /// The local CA's certificates, intermediate then root (PEM): the
+    /// manufacturer CA bundle a regulator validates the EK certificate with.
+    pub fn local_ca_bundle(&self) -> String {
+        let dir = self.state_dir.join("localca/ca");
+        ["issuercert.pem", "swtpm-localca-rootca-cert.pem"]
+            .iter()
+            .map(|name| {
+                let path = dir.join(name);
+                std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            })
+            .collect()
+    }
+
     /// The TCTI configuration string for this TPM.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)

@@ -36,7 +36,7 @@ impl Setup {
             "/v1/grants",
             json!({"recipient": CAROL, "dataset": "residents", "columns": columns,
                    "purpose": "district statistics", "row_limit": 5000, "max_extracts": 1,
-                   "expires": "2099-01-01T00:00:00Z"}),
+                   "expires": "2099-01-01T00:00:00Z", "filing": self.app.filing_id()}),
         );
         assert_eq!(r.status, 201, "{}", r.body);
         json(&r.body)["id"].as_str().unwrap().to_owned()

@@ -59,6 +59,43 @@ impl Zoned {
         assert_eq!(code, 201, "{body}");
     }
 
+    /// A sharing application for the sample's fields from `bureau-x`,
+    /// assessed by the zone's regulator and approved by the provider: what
+    /// a `government-share` dataset must name. Its id.
+    fn approved_application(&self) -> String {
+        let fields = [
+            "id",
+            "name",
+            "resident_id",
+            "mobile",
+            "bank_card",
+            "address",
+            "amount",
+            "registered",
+        ];
+        let (code, a) = self.json(
+            "operator",
+            "POST",
+            "/v1/share-applications",
+            json!({"zone": "finance", "scenario": "credit", "provider": "bureau-x",
+                   "items": [{"name": "residents", "fields": fields}], "purpose": "p",
+                   "period": {"from": "2020-01-01T00:00:00Z", "to": "2099-01-01T00:00:00Z"}}),
+        );
+        assert_eq!(code, 201, "{a}");
+        let id = a["id"].as_str().unwrap().to_owned();
+        for (role, step) in [("regulator", "assessment"), ("provider", "decision")] {
+            let path = format!("/v1/share-applications/{id}/{step}");
+            let (code, r) = self.json(
+                role,
+                "POST",
+                &path,
+                json!({"approve": true, "reason": "ok"}),
+            );
+            assert_eq!(code, 200, "{r}");
+        }
+        id
+    }
+
     /// `PUT /v1/datasets/{id}/rows?query` streaming `file` with curl.
     fn upload(&self, role: &str, id: &str, query: &str, file: &Path) -> (u16, Value) {
         let url = format!(
@@ -190,6 +227,7 @@ fn zone_dataset_import_detect_and_confirm() {
 
     // CSV through the CLI, which streams the file and prints the schema.
     let csv = z.sample("sample.csv", 2000, "csv", "utf-8");
+    let application = z.approved_application();
     let out = z.cli(
         "operator",
         &[
@@ -206,7 +244,7 @@ fn zone_dataset_import_detect_and_confirm() {
             "--source",
             "government-share",
             "--application",
-            "app-2024-001",
+            &application,
             "--retention",
             "365d",
         ],

@@ -56,7 +56,7 @@ impl Setup {
             "/v1/grants",
             json!({"recipient": recipient, "dataset": "residents", "columns": columns,
                    "purpose": "credit risk model", "row_limit": 5000, "max_extracts": 10,
-                   "expires": expires}),
+                   "expires": expires, "filing": self.app.filing_id()}),
         );
         assert_eq!(r.status, 201, "{}", r.body);
         json(&r.body)["id"].as_str().unwrap().to_owned()
@@ -164,7 +164,8 @@ fn refusals(st: &Setup, a: &str, expires: &str) {
         "POST",
         "/v1/grants",
         json!({"recipient": CAROL, "dataset": "residents", "columns": ["id", "registered"],
-               "purpose": "p", "row_limit": 10, "expires": expires}),
+               "purpose": "p", "row_limit": 10, "expires": expires,
+               "filing": st.app.filing_id()}),
     );
     assert_eq!(core.status, 403, "{}", core.body);
     assert!(core.body.contains("registered"), "{}", core.body);

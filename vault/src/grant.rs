@@ -1,8 +1,9 @@
 //! Partners and grants: who may receive desensitized extracts of what.
 //!
-//! A [`Partner`] is an organization in a tier (1 = most trusted … 3) with a
-//! data-access permission, set by the operator (clause 7: partners are
-//! managed in tiers). A [`Grant`] lets one analyst, or every analyst of one
+//! A [`Partner`] is an organization in a tier (1 = most trusted … 3) with
+//! four permission flags (data access, product authorization, scenario
+//! authorization, ownership control), set by the operator (clause 7:
+//! partners are managed in tiers, each granted permissions). A [`Grant`] lets one analyst, or every analyst of one
 //! partner organization, pull extracts of some columns of one dataset, for
 //! one declared purpose, under an optional row filter, a row limit, a
 //! maximum number of extracts and an expiry. An [`ExtractRecord`] is what
@@ -27,8 +28,19 @@ pub struct Partner {
     pub org: String,
     /// Its tier; selects the desensitization policy row.
     pub tier: Tier,
-    /// Whether its analysts may receive row-level extracts at all.
+    /// Data access: whether grants may name it (and its analysts use them).
     pub data_access: bool,
+    /// Product authorization: whether it may receive derived data products
+    /// (aggregates); required to be a recipient of a filing whose method
+    /// includes aggregates, and again at each aggregate.
+    pub product_authorization: bool,
+    /// Scenario authorization: whether it may be a recipient of a data-use
+    /// filing (a scenario filed with the regulator).
+    pub scenario_authorization: bool,
+    /// Ownership control: whether it controls which of its own analysts
+    /// receive data, i.e. may hold grants made to the whole organization;
+    /// without it, grants must name individual analysts.
+    pub ownership_control: bool,
     /// Who set this (SPIFFE identity).
     pub updated_by: String,
     /// When (UTC).

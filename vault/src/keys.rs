@@ -143,9 +143,15 @@ impl MasterKey {
         hkdf_sha256_32(&[], &self.0, purpose.label().as_bytes())
     }
 
-    /// The SQLCipher key of the catalog.
+    /// The SQLCipher key of the catalog of an appliance without a catalog
+    /// epoch (see [`CatalogRoot`]); equal to `catalog_root().key(None)`.
     pub fn catalog_key(&self) -> CatalogKey {
         CatalogKey(*self.derive(KeyPurpose::Catalog))
+    }
+
+    /// The root of the catalog's keys.
+    pub fn catalog_root(&self) -> CatalogRoot {
+        CatalogRoot(*self.derive(KeyPurpose::Catalog))
     }
 
     /// The ledger's HMAC key for sensitive request values.
@@ -215,6 +221,31 @@ derived_key!(
 /// The key-encryption key of zone keys, derived from the master key.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct ZoneWrappingKey([u8; KEY_LEN]);
+
+/// The root of the catalog's keys. The catalog is keyed with
+/// HKDF-SHA256(salt = the catalog *epoch*, a random 32-byte value kept in
+/// the data directory, ikm = this root, info = `zonevault/v1/catalog-epoch`).
+/// Every cryptographic erase moves the catalog to a fresh epoch and
+/// destroys the old one, so a copy of the catalog taken before the erase
+/// (which still holds the destroyed wrapped keys) opens with no key the
+/// appliance can still derive. `key(None)` is the epoch-less key of
+/// catalogs created before epochs existed (= [`MasterKey::catalog_key`]).
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct CatalogRoot([u8; KEY_LEN]);
+
+impl CatalogRoot {
+    /// The catalog key of `epoch` (`None`: the epoch-less key).
+    pub fn key(&self, epoch: Option<&[u8; KEY_LEN]>) -> CatalogKey {
+        match epoch {
+            None => CatalogKey(self.0),
+            Some(salt) => CatalogKey(*hkdf_sha256_32(
+                salt,
+                &self.0,
+                b"zonevault/v1/catalog-epoch",
+            )),
+        }
+    }
+}
 
 derived_key!(
     /// The root from which pseudonymization keys are derived.

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use vault::ledger::merkle::{leaf_hash, verify_inclusion};
-use vault::ledger::store::{LedgerPaths, LogFile, RECORD_OVERHEAD};
+use vault::ledger::store::{LedgerPaths, LogFile, PREALLOCATE, RECORD_OVERHEAD};
 use vault::ledger::verify::{parse_entries_log, verify_export, Export};
 use vault::ledger::{Decision, EntryKind, Ledger, LedgerEntry, LedgerError, LedgerOptions};
 use zeroize::Zeroizing;
@@ -135,6 +135,29 @@ fn ledger_torn_tail_is_cut_off_and_earlier_entries_remain() {
 }
 
 #[test]
+fn ledger_preallocated_zeros_left_by_a_crash_are_not_entries() {
+    let dir = tempdir();
+    let path = LedgerPaths::new(dir.path()).entries;
+    let ledger = open(dir.path(), rarely()).unwrap();
+    append_n(&ledger, 3);
+    assert_eq!(fs::metadata(&path).unwrap().len(), PREALLOCATE);
+    // A crash: the writer never trims, the zeros stay on disk.
+    std::mem::forget(ledger);
+    let log = fs::read(&path).unwrap();
+    assert_eq!(parse_entries_log(&log).unwrap().len(), 3);
+
+    let (ledger, report) = Ledger::open(dir.path(), ID, seed(), rarely()).unwrap();
+    assert_eq!((report.entries, report.torn_tail), (3, None));
+    assert_eq!(ledger.append(&entry(3)).unwrap(), 3);
+    drop(ledger);
+    // A clean close leaves exactly the records.
+    let log = fs::read(&path).unwrap();
+    let records = parse_entries_log(&log).unwrap();
+    let framed: usize = records.iter().map(|(e, _)| e.len() + RECORD_OVERHEAD).sum();
+    assert_eq!((records.len(), log.len()), (4, framed));
+}
+
+#[test]
 fn ledger_flipped_byte_in_the_middle_is_tampered_naming_the_entry() {
     let dir = tempdir();
     append_n(&open(dir.path(), rarely()).unwrap(), 10);
@@ -244,8 +267,9 @@ fn ledger_concurrent_appends_share_fsyncs() {
     assert_eq!(report.entries, 3200);
 }
 
-/// Lets `budget` bytes through, then fails writes (after writing part of
-/// the buffer, like a full disk) and optionally syncs.
+/// Lets `budget` bytes of records through, then fails writes (after
+/// writing part of the buffer, like a full disk) and optionally syncs.
+/// Preallocation is not counted against the budget.
 struct FailingLog {
     inner: File,
     budget: usize,
@@ -253,12 +277,12 @@ struct FailingLog {
 }
 
 impl LogFile for FailingLog {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         if buf.len() <= self.budget {
             self.budget -= buf.len();
-            return io::Write::write_all(&mut self.inner, buf);
+            return self.inner.write_all_at(buf, offset);
         }
-        io::Write::write_all(&mut self.inner, &buf[..self.budget])?;
+        self.inner.write_all_at(&buf[..self.budget], offset)?;
         self.budget = 0;
         Err(io::Error::new(
             io::ErrorKind::StorageFull,
@@ -273,6 +297,9 @@ impl LogFile for FailingLog {
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
+    }
+    fn preallocate(&mut self, from: u64, to: u64) -> io::Result<()> {
+        self.inner.preallocate(from, to)
     }
 }
 

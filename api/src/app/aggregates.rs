@@ -35,10 +35,13 @@ use vault::catalog::Catalog;
 use vault::dataset::Dataset;
 use vault::dataset_file::DatasetFile;
 use vault::desensitize::{Policy, Refusal as PolicyRefusal, Technique, Tier};
+use vault::governance::filing::Use;
 use vault::grant::{Grant, GrantRefusal};
 
 use super::audit::{Audit, AuditReason};
-use super::grant_access::{open_dataset, partner_tier, usable_dataset, GrantDenied};
+use super::grant_access::{
+    filing_allows, open_dataset, partner_tier, product_authorized, usable_dataset, GrantDenied,
+};
 use super::grants::{column_refused, filter_error};
 use super::zones::catalog;
 use super::AppState;
@@ -213,14 +216,17 @@ fn prepare(state: &AppState, who: &Identity, body: AggregateBody) -> Result<Job,
         .grant(body.grant.trim())
         .map_err(|e| fail(ApiError::internal(e)))?
         .ok_or_else(|| deny(&body.grant, "no such grant"))?;
+    super::assessments::authorization_in_force(&catalog, &grant, who).map_err(fail)?;
     let now = time::OffsetDateTime::now_utc();
     match grant.refusal(&who.uri, &who.org, now) {
         None | Some(GrantRefusal::Exhausted) => {}
         Some(refusal) => return Err(deny(&grant.id, refusal.to_string())),
     }
     let tier = partner_tier(&catalog, who).map_err(|d| denied(&grant.id, d))?;
+    product_authorized(&catalog, who).map_err(|d| denied(&grant.id, d))?;
+    filing_allows(&catalog, &grant, Use::Aggregate).map_err(|d| denied(&grant.id, d))?;
     let dataset = usable_dataset(&mut catalog, &grant).map_err(|d| denied(&grant.id, d))?;
-    let policy = Policy::default_v1();
+    let policy = super::policy::current(&catalog).map_err(fail)?;
     let own = match body
         .filter
         .as_deref()

@@ -5,7 +5,10 @@
 //!
 //! The server keeps one TPM connection for quotes ([`Attestor`]); the quote
 //! runs on a blocking thread. The PCRs quoted are those of the sealed
-//! policy plus the launcher PCR.
+//! policy plus the launcher PCR. Enrollment of the AK (EK certificate and
+//! credential activation) is in [`enrollment`].
+
+pub mod enrollment;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use attest::eventlog::{self, Event};
 use attest::verify::qualifying_data;
-use attest::{AkBlob, Bundle, Nonce, PcrSelection, Tpm};
+use attest::{AkBlob, Bundle, EkCertificate, Nonce, PcrSelection, Tpm};
 use axum::extract::State;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -30,7 +33,7 @@ pub struct Attestor {
     tpm: Mutex<Tpm>,
     ak: AkBlob,
     selection: PcrSelection,
-    ek_certificate_pem: Option<String>,
+    ek_certificate: Option<EkCertificate>,
     event_log: PathBuf,
 }
 
@@ -54,14 +57,14 @@ impl Attestor {
         let mut indices = sealed.indices().to_vec();
         indices.push(attest::LAUNCHER_PCR);
         let selection = PcrSelection::new(indices).context("the quote's PCR selection")?;
-        let ek_certificate_pem = tpm
-            .ek_certificate_pem()
+        let ek_certificate = tpm
+            .ek_certificate()
             .context("cannot read the EK certificate")?;
         Ok(Some(Attestor {
             tpm: Mutex::new(tpm),
             ak,
             selection,
-            ek_certificate_pem,
+            ek_certificate,
             event_log: eventlog::path_for(datadir.root()),
         }))
     }
@@ -97,7 +100,7 @@ impl Attestor {
             pcr_bank: "sha256".into(),
             pcrs: quote.pcrs,
             ak_public_pem: self.ak.key.to_pem(),
-            ek_certificate_pem: self.ek_certificate_pem.clone(),
+            ek_certificate_pem: self.ek_certificate.as_ref().map(|c| c.pem.clone()),
             event_log,
             checkpoint,
             checkpoint_key: key,

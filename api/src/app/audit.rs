@@ -83,7 +83,7 @@ fn new_entry(method: &Method, path: &str, peer: Option<&PeerInfo>) -> LedgerEntr
     );
     if let Some(peer) = peer {
         entry.peer = Some(peer.peer_addr.to_string());
-        entry.cert_sha256 = Some(hex::encode(Sha256::digest(peer.cert_der.as_slice())));
+        entry.cert_sha256 = Some(peer.cert_sha256.to_string());
     }
     entry
 }
@@ -97,11 +97,11 @@ fn admit(
     entry: &mut LedgerEntry,
 ) -> Result<Identity, ApiError> {
     let peer = peer.ok_or(ApiError::Unauthenticated)?;
-    let identity = Identity::from_peer_cert(&peer.cert_der, &state.trust_domain).map_err(|e| {
-        ApiError::Forbidden {
+    let identity = peer
+        .identity(&state.trust_domain)
+        .map_err(|e| ApiError::Forbidden {
             reason: format!("identity refused: {e}"),
-        }
-    })?;
+        })?;
     entry.identity = identity.uri.clone();
     entry.role = Some(identity.role.to_string());
     let route = authz::match_route(path).ok_or(ApiError::NotFound)?;

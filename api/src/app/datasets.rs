@@ -2,6 +2,11 @@
 //! confirm its detected schema. Rows come in through
 //! [`super::import_stream`].
 //!
+//! A `government-share` dataset must name a sharing application approved
+//! by both the zone's regulator and the provider, for this zone and
+//! provider and in its period (409 naming why otherwise); its import may
+//! only bring the fields approved there ([`super::import_stream`]).
+//!
 //! Creating a dataset makes its random key, wraps it under the zone key and
 //! creates its empty SQLCipher file, all while the catalog is locked, so an
 //! id is never half taken. Only an operator of the zone's organization
@@ -168,6 +173,20 @@ pub async fn create(
     let dataset = parse_dataset(zone.clone(), req)?;
     let mut catalog = catalog(&state)?;
     owned_zone(&catalog, &who, &zone)?;
+    super::exit::ensure_zone_open(&catalog, &zone)?;
+    if let (DatasetSource::GovernmentShare, Some(app)) = (dataset.source, &dataset.application) {
+        let approved = super::share_applications::approved_application(
+            &catalog,
+            app,
+            &zone,
+            &dataset.provider,
+        );
+        if let Err(refused) = approved {
+            let mut audit = dataset_audit(&dataset.id, &zone);
+            audit.resources.push(format!("share-application:{app}"));
+            return Ok(*super::share_applications::refused_with(refused, audit));
+        }
+    }
     if catalog
         .dataset(&dataset.id)
         .map_err(ApiError::internal)?

@@ -65,6 +65,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// certificate) or past its retention (409, marking it due if the sweep
 /// has not yet). Call before every import and extract.
 pub fn ensure_accessible(catalog: &mut Catalog, dataset: &Dataset) -> Result<(), ApiError> {
+    ensure_not_destroyed(catalog, dataset)?;
+    super::exit::ensure_zone_open(catalog, &dataset.zone)?;
     if retention::is_past_retention(dataset, time::OffsetDateTime::now_utc()) {
         catalog
             .set_dataset_state(&dataset.id, DatasetState::DueForDestruction)
@@ -157,7 +159,8 @@ fn ensure_no_open_request(catalog: &Catalog, object: &DestructionObject) -> Resu
     }
 }
 
-fn new_destruction_id() -> Result<String, ApiError> {
+/// A fresh destruction id, `dx-` and 16 random hex digits.
+pub fn new_destruction_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 8];
     SystemRandom::new()
         .fill(&mut bytes)
@@ -183,6 +186,8 @@ pub async fn request(
     body: Result<Json<DestructionRequest>, JsonRejection>,
 ) -> Answer {
     let Json(req) = body.map_err(json_rejection)?;
+    super::free_text::check("basis", &req.basis)?;
+    super::free_text::check("reason", &req.reason)?;
     let mut catalog = catalog(&state)?;
     let (object, zone) = requested_object(&catalog, &who, &req)?;
     ensure_no_open_request(&catalog, &object)?;
@@ -376,6 +381,7 @@ fn execute(state: &AppState, catalog: &mut Catalog, d: &mut Destruction) -> Resu
         appliance_id: &state.appliance_id,
         datasets: targets,
         remaining_keys: remaining,
+        catalog_root: state.keys.catalog_root(),
     };
     let cert = erase::execute(catalog, &state.zones.datadir, ex).map_err(ApiError::internal)?;
     let note = state
@@ -407,6 +413,9 @@ fn execute(state: &AppState, catalog: &mut Catalog, d: &mut Destruction) -> Resu
     catalog
         .store_certificate(&d.id, &note, index)
         .map_err(ApiError::internal)?;
+    if let DestructionObject::Zone(zone) = &d.object {
+        super::exit::record_exited(state, catalog, zone, &cert.certificate_id)?;
+    }
     Ok(index)
 }
 

@@ -15,7 +15,10 @@
 //! bytes, SHA-256) at the end ([`super::audit_stream`]). Before the body
 //! ends, the producer signs the manifest (with the start entry's index)
 //! and stores it, so `GET /v1/extracts/{id}/manifest` answers as soon as
-//! the analyst has the last byte.
+//! the analyst has the last byte. The desensitizer carries the recipient's
+//! fingerprint (keyed cell choices), and the extract's token sketch is
+//! stored with its record, for [`super::leak_trace`]; the policy is the
+//! one in force ([`super::policy::current`]).
 
 use std::io::{self, Write};
 use std::sync::atomic::AtomicU64;
@@ -32,8 +35,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vault::dataset::Dataset;
 use vault::dataset_file::DatasetFile;
-use vault::desensitize::{manifest, Desensitizer, ExtractManifest, Policy, Technique, Tier};
+use vault::desensitize::{
+    manifest, Desensitizer, ExtractManifest, FingerprintKey, Policy, Technique, Tier,
+};
 use vault::extract::{Format, Outcome, Selection, WhereClause};
+use vault::governance::filing::Use;
 use vault::grant::{ExtractRecord, Grant};
 use vault::schema::{dataset_grade, ColumnSchema};
 
@@ -41,7 +47,7 @@ use super::audit::Audit;
 use super::audit_stream::StreamAudit;
 use super::datasets::visible_dataset;
 use super::extract::ApiPath;
-use super::grant_access::{open_dataset, partner_tier, usable_dataset, GrantDenied};
+use super::grant_access::{filing_allows, open_dataset, partner_tier, usable_dataset, GrantDenied};
 use super::grants::{column_refused, filter_error, new_id};
 use super::zones::{answer, catalog, Answer};
 use super::AppState;
@@ -140,16 +146,19 @@ fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job,
         .grant(req.grant.trim())
         .map_err(|e| fail(ApiError::internal(e)))?
         .ok_or_else(|| deny(&req.grant, "no such grant"))?;
+    super::assessments::authorization_in_force(&catalog, &grant, who).map_err(fail)?;
     if let Some(refusal) = grant.refusal(&who.uri, &who.org, time::OffsetDateTime::now_utc()) {
         return Err(deny(&grant.id, refusal.to_string()));
     }
     let tier = partner_tier(&catalog, who).map_err(|d| denied(&grant.id, d))?;
+    filing_allows(&catalog, &grant, Use::Extract).map_err(|d| denied(&grant.id, d))?;
     let dataset = usable_dataset(&mut catalog, &grant).map_err(|d| denied(&grant.id, d))?;
     let columns = selected_columns(&grant, &dataset, req.columns.as_deref())?;
-    let policy = Policy::default_v1();
+    let policy = super::policy::current(&catalog).map_err(fail)?;
     let key = state.keys.grant_key(&grant.id);
     let desensitizer = Desensitizer::new(&columns, tier, &policy, &key)
-        .map_err(|refusal| Box::new(column_refused(&refusal)))?;
+        .map_err(|refusal| Box::new(column_refused(&refusal)))?
+        .with_fingerprint(FingerprintKey::new(&key, &who.uri));
     let filter = combined_filter(&grant, &dataset, &desensitizer, req.filter.as_deref())?;
     let file = open_dataset(state, &catalog, &dataset).map_err(fail)?;
     if !catalog
@@ -184,8 +193,12 @@ fn parse_format(format: Option<&str>, bom: bool) -> Result<Format, ApiError> {
     match format.map(str::trim) {
         None | Some("") | Some("csv") => Ok(Format::Csv { bom }),
         Some("jsonl") if !bom => Ok(Format::Jsonl),
-        Some("jsonl") => Err(ApiError::bad_request("bom", "only applies to csv")),
-        Some(_) => Err(ApiError::bad_request("format", "must be csv or jsonl")),
+        Some("parquet") if !bom => Ok(Format::Parquet),
+        Some("jsonl" | "parquet") => Err(ApiError::bad_request("bom", "only applies to csv")),
+        Some(_) => Err(ApiError::bad_request(
+            "format",
+            "must be csv, jsonl or parquet",
+        )),
     }
 }
 
@@ -360,7 +373,7 @@ impl Write for ChannelWriter<'_> {
 /// body with an error, so the completion entry records it.
 fn produce(
     state: &AppState,
-    job: Job,
+    mut job: Job,
     tx: &tokio::sync::mpsc::Sender<Chunk>,
     first_read: &mpsc::Receiver<()>,
     rows: &AtomicU64,
@@ -371,7 +384,7 @@ fn produce(
     let result = vault::extract::run(
         job.file.connection(),
         &job.selection,
-        &job.desensitizer,
+        &mut job.desensitizer,
         k,
         job.format,
         sink,
@@ -417,6 +430,7 @@ fn finish(
         policy_version: job.policy.version().to_owned(),
         row_count: outcome.rows,
         rows_suppressed: outcome.rows_suppressed,
+        generalization_level: outcome.generalization_level,
         body_sha256: outcome.body_sha256.clone(),
         ledger_index,
         created_at: manifest::now(),
@@ -438,7 +452,10 @@ fn finish(
         created_at: manifest.created_at,
     };
     let mut catalog = state.catalog.lock().map_err(|_| "catalog lock poisoned")?;
-    catalog.record_extract(&record).map_err(|e| e.to_string())
+    catalog.record_extract(&record).map_err(|e| e.to_string())?;
+    catalog
+        .record_extract_sketch(&record.id, &outcome.sketch.to_bytes())
+        .map_err(|e| e.to_string())
 }
 
 /// `GET /v1/extracts/{id}/manifest`: the signed manifest, to the analyst
@@ -497,6 +514,11 @@ mod tests {
         );
         assert_eq!(parse_format(Some("jsonl"), false).ok(), Some(Format::Jsonl));
         assert!(parse_format(Some("jsonl"), true).is_err());
-        assert!(parse_format(Some("parquet"), false).is_err());
+        assert_eq!(
+            parse_format(Some("parquet"), false).ok(),
+            Some(Format::Parquet)
+        );
+        assert!(parse_format(Some("parquet"), true).is_err());
+        assert!(parse_format(Some("xlsx"), false).is_err());
     }
 }

@@ -1,12 +1,16 @@
 //! The checks extracts and aggregates share once a grant has been found and
 //! admits the caller: the caller's organization must still be a partner
-//! with data access, the grant's dataset must be accessible (not destroyed,
-//! not past retention) and confirmed, and its file is opened with its key.
+//! with data access (and product authorization for aggregates), the
+//! grant's data-use filing must still be acknowledged, in its period and of
+//! a method that covers the use, the grant's dataset must be accessible
+//! (not destroyed, not past retention) and confirmed, and its file is
+//! opened with its key.
 
 use vault::catalog::Catalog;
 use vault::dataset::{Dataset, DatasetState};
 use vault::dataset_file::DatasetFile;
 use vault::desensitize::Tier;
+use vault::governance::filing::Use;
 use vault::grant::Grant;
 
 use super::AppState;
@@ -39,6 +43,36 @@ pub fn partner_tier(catalog: &Catalog, who: &Identity) -> Result<Tier, GrantDeni
         ))),
         None => Err(GrantDenied::Reason(format!("{} is not a partner", who.org))),
     }
+}
+
+/// Refuses `use_` under `grant` unless its filing (acknowledged, in its
+/// period) covers it: a grant made before filings existed has none.
+pub fn filing_allows(catalog: &Catalog, grant: &Grant, use_: Use) -> Result<(), GrantDenied> {
+    let Some(id) = grant.filing.as_deref() else {
+        let reason = format!("grant {} is under no data-use filing", grant.id);
+        return Err(GrantDenied::Reason(reason));
+    };
+    let filing = catalog
+        .filing(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| GrantDenied::Reason(format!("filing {id} of the grant is gone")))?;
+    match filing.use_refusal(use_, time::OffsetDateTime::now_utc()) {
+        Some(reason) => Err(GrantDenied::Reason(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an aggregate (a derived data product) to a partner without
+/// product authorization.
+pub fn product_authorized(catalog: &Catalog, who: &Identity) -> Result<(), GrantDenied> {
+    let partner = catalog.partner(&who.org).map_err(ApiError::internal)?;
+    if partner.is_some_and(|p| p.product_authorization) {
+        return Ok(());
+    }
+    Err(GrantDenied::Reason(format!(
+        "partner {} has no product authorization",
+        who.org
+    )))
 }
 
 /// The grant's dataset, if it is accessible and its schema confirmed. A

@@ -9,7 +9,13 @@
 //!
 //! A grant is checked against the policy when it is made: a column graded
 //! `core` (or one that may only leave as aggregates) refuses the grant with
-//! a 403 that names the column. Every call is one ledger entry.
+//! a 403 that names the column. It must name a data-use filing
+//! ([`super::filings`]) that the regulator acknowledged and that is in its
+//! period (409 otherwise), and lie inside it: dataset, columns, recipient
+//! organization and expiry (403 naming what is outside). The partner flags
+//! apply: without data access no grant names the partner; without
+//! ownership control only its analysts, by identity, may be named. Every
+//! call is one ledger entry.
 
 use std::sync::Arc;
 
@@ -25,7 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use vault::catalog::Catalog;
 use vault::dataset::{Dataset, DatasetState};
-use vault::desensitize::{Policy, Refusal as PolicyRefusal, RefusalReason, Tier};
+use vault::desensitize::{Refusal as PolicyRefusal, RefusalReason, Tier};
 use vault::grant::{Grant, Partner, Recipient};
 use vault::schema::ColumnSchema;
 
@@ -47,9 +53,16 @@ pub struct PartnerRequest {
     tier: u8,
     #[serde(default)]
     data_access: bool,
+    #[serde(default)]
+    product_authorization: bool,
+    #[serde(default)]
+    scenario_authorization: bool,
+    #[serde(default)]
+    ownership_control: bool,
 }
 
-/// `PUT /v1/partners/{org}` (operator): sets a partner's tier and access.
+/// `PUT /v1/partners/{org}` (operator): sets a partner's tier and its
+/// permission flags (each absent flag is off).
 pub async fn put_partner(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -67,6 +80,9 @@ pub async fn put_partner(
         org: org.clone(),
         tier,
         data_access: req.data_access,
+        product_authorization: req.product_authorization,
+        scenario_authorization: req.scenario_authorization,
+        ownership_control: req.ownership_control,
         updated_by: who.uri.clone(),
         updated_at: now(),
     };
@@ -76,7 +92,10 @@ pub async fn put_partner(
     let audit = Audit {
         resources: vec![format!("partner:{org}")],
         details: Some(
-            json!({"event": "partner.set", "tier": tier, "data_access": req.data_access}),
+            json!({"event": "partner.set", "tier": tier, "data_access": req.data_access,
+                   "product_authorization": req.product_authorization,
+                   "scenario_authorization": req.scenario_authorization,
+                   "ownership_control": req.ownership_control}),
         ),
         ..Audit::default()
     };
@@ -166,7 +185,8 @@ fn parse_grant(
     who: &Identity,
     req: GrantRequest,
 ) -> Result<Grant, Box<Response>> {
-    let recipient = recipient(state, catalog, &req.recipient).map_err(refuse)?;
+    super::free_text::check("purpose", &req.purpose).map_err(refuse)?;
+    let recipient = recipient(state, catalog, &req.recipient)?;
     let dataset = grant_dataset(catalog, who, &req.dataset).map_err(refuse)?;
     let columns = grant_columns(&dataset, &req.columns).map_err(refuse)?;
     let partner = catalog
@@ -178,27 +198,41 @@ fn parse_grant(
                 "organization has no partner tier",
             ))
         })?;
-    if let Err(refusal) = Policy::default_v1().plan_rows(&columns, partner.tier) {
+    let policy = super::policy::current(catalog).map_err(refuse)?;
+    if let Err(refusal) = policy.plan_rows(&columns, partner.tier) {
         return Err(Box::new(column_refused(&refusal)));
     }
     let filter = match req.filter.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(check_filter(text, &dataset).map_err(refuse)?),
     };
+    let expires_at = expiry(&req.expires).map_err(refuse)?;
+    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let scope = GrantScope {
+        dataset: &dataset.id,
+        columns: &names,
+        org: recipient.org(),
+        expires_at,
+    };
+    let feedback = super::feedback::grant_refusal(catalog, &dataset, recipient.org(), &names);
+    if let Some(problem) = feedback.map_err(refuse)? {
+        return Err(Box::new(super::filings::forbidden("dataset", problem)));
+    }
+    let filing = under_filing(catalog, req.filing.as_deref(), &scope)?;
     Ok(Grant {
         id: new_id("g").map_err(refuse)?,
         recipient,
         dataset: dataset.id.clone(),
-        columns: columns.iter().map(|c| c.name.clone()).collect(),
+        columns: names,
         purpose: text("purpose", &req.purpose).map_err(refuse)?,
-        filing: optional_text("filing", req.filing.as_deref()).map_err(refuse)?,
+        filing: Some(filing),
         filter,
         row_limit: positive("row_limit", Some(req.row_limit))
             .map_err(refuse)?
             .unwrap_or(1),
         max_extracts: positive("max_extracts", req.max_extracts).map_err(refuse)?,
         extracts_used: 0,
-        expires_at: expiry(&req.expires).map_err(refuse)?,
+        expires_at,
         revoked_at: None,
         created_by: who.uri.clone(),
         created_at: now(),
@@ -206,33 +240,82 @@ fn parse_grant(
 }
 
 /// The recipient: an analyst of this trust domain or an organization,
-/// which must be a partner with data access.
-fn recipient(state: &AppState, catalog: &Catalog, value: &str) -> Result<Recipient, ApiError> {
+/// which must be a partner with data access (403 otherwise); a grant to a
+/// whole organization also needs its ownership control.
+fn recipient(state: &AppState, catalog: &Catalog, value: &str) -> Result<Recipient, Box<Response>> {
     let recipient = Recipient::parse(value.trim())
-        .map_err(|e| ApiError::bad_request("recipient", e.to_string()))?;
+        .map_err(|e| refuse(ApiError::bad_request("recipient", e.to_string())))?;
     if let Recipient::Analyst { uri, .. } = &recipient {
         let prefix = format!("spiffe://{}/", state.trust_domain);
         if !uri.starts_with(&prefix) {
             let problem = format!("must be an identity of trust domain {}", state.trust_domain);
-            return Err(ApiError::bad_request("recipient", problem));
+            return Err(refuse(ApiError::bad_request("recipient", problem)));
         }
     }
     let partner = catalog
         .partner(recipient.org())
-        .map_err(ApiError::internal)?;
-    match partner {
-        None => Err(ApiError::bad_request(
-            "recipient",
-            format!(
-                "organization {:?} has no partner tier; set one with PUT /v1/partners/{{org}}",
-                recipient.org()
-            ),
-        )),
-        Some(p) if !p.data_access => Err(ApiError::bad_request(
-            "recipient",
-            format!("partner {:?} has no data access", p.org),
-        )),
-        Some(_) => Ok(recipient),
+        .map_err(|e| refuse(ApiError::internal(e)))?;
+    let problem = match partner {
+        None => {
+            return Err(refuse(ApiError::bad_request(
+                "recipient",
+                format!(
+                    "organization {:?} has no partner tier; set one with PUT /v1/partners/{{org}}",
+                    recipient.org()
+                ),
+            )))
+        }
+        Some(p) if !p.data_access => {
+            format!("partner {} has no data access; no grant can name it", p.org)
+        }
+        Some(p) if matches!(recipient, Recipient::Org(_)) && !p.ownership_control => format!(
+            "partner {} has no ownership control; grant to its analysts by identity",
+            p.org
+        ),
+        Some(_) => return Ok(recipient),
+    };
+    Err(Box::new(super::filings::forbidden("recipient", problem)))
+}
+
+/// What a grant would release, to be checked against its filing.
+struct GrantScope<'a> {
+    dataset: &'a vault::ids::DatasetId,
+    columns: &'a [String],
+    org: &'a str,
+    expires_at: OffsetDateTime,
+}
+
+/// The filing the grant is made under: named, acknowledged and in its
+/// period (409 otherwise), with the grant inside its scope (403).
+fn under_filing(
+    catalog: &Catalog,
+    filing: Option<&str>,
+    scope: &GrantScope<'_>,
+) -> Result<String, Box<Response>> {
+    let Some(id) = filing.map(str::trim).filter(|f| !f.is_empty()) else {
+        return Err(refuse(ApiError::bad_request(
+            "filing",
+            "is required: a grant is made under a data-use filing the regulator acknowledged",
+        )));
+    };
+    let filing = catalog
+        .filing(id)
+        .map_err(|e| refuse(ApiError::internal(e)))?
+        .ok_or_else(|| refuse(ApiError::bad_request("filing", format!("no filing {id}"))))?;
+    let at = OffsetDateTime::now_utc();
+    if let Some(problem) = filing.standing_refusal(at) {
+        return Err(Box::new(super::share_applications::conflict(problem)));
+    }
+    let refusal = filing.grant_refusal(
+        scope.dataset,
+        scope.columns,
+        scope.org,
+        scope.expires_at,
+        at,
+    );
+    match refusal {
+        Some(problem) => Err(Box::new(super::filings::forbidden("filing", problem))),
+        None => Ok(filing.id),
     }
 }
 
@@ -244,6 +327,8 @@ fn grant_dataset(catalog: &Catalog, who: &Identity, value: &str) -> Result<Datas
         ApiError::NotFound => ApiError::bad_request("dataset", format!("no dataset {id}")),
         other => other,
     })?;
+    super::assessments::ensure_authorized(catalog, &dataset.zone)?;
+    super::exit::ensure_zone_open(catalog, &dataset.zone)?;
     if dataset.state != DatasetState::Confirmed || !dataset.schema_confirmed {
         let problem = format!(
             "dataset {id} is {}; its schema must be confirmed first",
@@ -324,13 +409,6 @@ fn text(field: &str, value: &str) -> Result<String, ApiError> {
         return Err(ApiError::bad_request(field, problem));
     }
     Ok(value.to_owned())
-}
-
-fn optional_text(field: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => text(field, v).map(Some),
-    }
 }
 
 fn positive(field: &str, value: Option<u64>) -> Result<Option<u64>, ApiError> {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 use vault::catalog::CatalogError;
-use vault::dataset::{Dataset, DatasetState};
+use vault::dataset::{Dataset, DatasetSource, DatasetState};
 use vault::dataset_file::DatasetFile;
 use vault::ids::DatasetId;
 use vault::import::{import_rows, Format, ImportError, ImportOptions, ImportReport, TextEncoding};
@@ -128,9 +128,10 @@ pub async fn import(
         let options = parse_options(&query)?;
         let running = state.zones.imports.claim(&id)?;
         let (dataset, file) = open_for_import(&state, &who, &id)?;
-        Ok((options, running, dataset, file))
+        let approved_fields = shared_fields(&state, &dataset)?;
+        Ok((options, running, dataset, file, approved_fields))
     })();
-    let (mut options, _running, dataset, file) = match checked {
+    let (mut options, _running, dataset, file, approved_fields) = match checked {
         Ok(checked) => checked,
         Err(err) => {
             // Read (a bounded part of) what the client is sending, so it
@@ -142,11 +143,34 @@ pub async fn import(
     options
         .quasi_identifiers
         .clone_from(&dataset.quasi_identifiers);
+    options.allowed_columns = approved_fields;
     let (outcome, pumped) = run_import(body, file, options, state.zones.max_import_bytes).await;
     match outcome {
         Ok(report) => finish(&state, &dataset, report),
         Err(err) => Ok(refusal(&dataset, err, pumped)),
     }
+}
+
+/// For a `government-share` dataset, the fields its sharing application
+/// approved (which must still admit it: approved by both, in its period);
+/// `None` for other sources.
+fn shared_fields(state: &AppState, dataset: &Dataset) -> Result<Option<Vec<String>>, ApiError> {
+    let (DatasetSource::GovernmentShare, Some(id)) = (dataset.source, &dataset.application) else {
+        return Ok(None);
+    };
+    let catalog = catalog(state)?;
+    let application = catalog
+        .share_application(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::Conflict {
+            reason: format!("share application {id} of dataset {} is gone", dataset.id),
+        })?;
+    let now = vault::governance::period::now();
+    if let Some(reason) = application.admits_dataset(&dataset.zone, &dataset.provider, now) {
+        return Err(ApiError::Conflict { reason });
+    }
+    let fields = application.approved_fields();
+    Ok(Some(fields.into_iter().map(str::to_owned).collect()))
 }
 
 /// Checks ownership and state, then opens the dataset's file with its key.
@@ -177,7 +201,7 @@ fn open_for_import(
 
 /// How the request body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pumped {
+pub(super) enum Pumped {
     /// Read to its end; this many bytes.
     Complete(u64),
     /// Over the configured maximum.
@@ -216,7 +240,11 @@ async fn run_import(
 }
 
 /// Feeds the body into `tx` chunk by chunk, enforcing `max_bytes`.
-async fn pump(mut body: Body, tx: mpsc::Sender<io::Result<Bytes>>, max_bytes: u64) -> Pumped {
+pub(super) async fn pump(
+    mut body: Body,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    max_bytes: u64,
+) -> Pumped {
     let mut total: u64 = 0;
     loop {
         let frame = match body.frame().await {
@@ -260,13 +288,13 @@ async fn drain(mut body: Body, mut total: u64) {
 }
 
 /// The receiving end of the body channel as a blocking reader.
-struct ChannelReader {
+pub(super) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
+    pub(super) fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
         ChannelReader {
             rx,
             current: Bytes::new(),
@@ -316,6 +344,8 @@ fn finish(state: &AppState, dataset: &Dataset, report: ImportReport) -> Answer {
             .into());
         }
     };
+    drop(catalog);
+    record_digest(state, dataset);
     let audit = Audit {
         resources: vec![
             format!("zone:{}", dataset.zone),
@@ -337,6 +367,37 @@ fn finish(state: &AppState, dataset: &Dataset, report: ImportReport) -> Answer {
 
 /// Replaces the dataset's file with an empty one (same key) after a
 /// failed catalog update, so no rows outlive the failed import.
+/// Records the content digest of the rows just imported, so that a
+/// destruction certifies it without reading every row (datasets are
+/// written once). On failure the destruction computes it itself.
+fn record_digest(state: &AppState, dataset: &Dataset) {
+    let result = (|| -> Result<(), ApiError> {
+        let key = {
+            let catalog = catalog(state)?;
+            let zone_wrapped = catalog
+                .zone_wrapped_key(&dataset.zone)
+                .map_err(catalog_error)?;
+            let wrapped = catalog
+                .dataset_wrapped_key(&dataset.id)
+                .map_err(catalog_error)?;
+            state
+                .keys
+                .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
+                .map_err(ApiError::internal)?
+        };
+        let path = state.zones.datadir.dataset_path(&dataset.id);
+        let file = DatasetFile::open(&path, &key).map_err(ApiError::internal)?;
+        let (_, ctx) = vault::lifecycle::erase::content_digest(file.connection())
+            .map_err(ApiError::internal)?;
+        catalog(state)?
+            .set_content_digest(&dataset.id, &hex::encode(ctx.finish()))
+            .map_err(ApiError::internal)
+    })();
+    if let Err(e) = result {
+        tracing::warn!(dataset = %dataset.id, error = %e, "content digest not recorded");
+    }
+}
+
 fn discard_rows(state: &AppState, dataset: &Dataset) {
     let result = (|| -> Result<(), ApiError> {
         let catalog = catalog(state)?;

@@ -26,6 +26,7 @@ use vault::keys::{
 /// The zone wrapping key, for wrapping and unwrapping zone keys only.
 pub struct KeyRing {
     zone_kek: Arc<ZoneWrappingKey>,
+    catalog_root: Arc<vault::keys::CatalogRoot>,
     pseudonyms: Arc<PseudonymRoot>,
     signing_seed: Arc<LedgerSigningSeed>,
 }
@@ -36,9 +37,16 @@ impl KeyRing {
     pub fn new(master: &MasterKey) -> KeyRing {
         KeyRing {
             zone_kek: Arc::new(master.zone_wrapping_key()),
+            catalog_root: Arc::new(master.catalog_root()),
             pseudonyms: Arc::new(master.pseudonym_root()),
             signing_seed: Arc::new(master.ledger_signing_seed()),
         }
+    }
+
+    /// The root of the catalog's keys, for moving the catalog to a fresh
+    /// key epoch after a cryptographic erase.
+    pub fn catalog_root(&self) -> &vault::keys::CatalogRoot {
+        &self.catalog_root
     }
 
     /// The pseudonymization key of grant `grant_id`.

@@ -38,6 +38,7 @@ pub async fn render(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     requests(&mut out, &state);
     handshakes(&mut out, &state);
+    state.monitoring.write_prometheus(&mut out);
     ledger(&mut out, &state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

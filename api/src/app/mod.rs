@@ -3,21 +3,33 @@
 //! with `oneshot`; [`crate::server`] puts it behind mutual TLS.
 
 pub mod aggregates;
+pub mod alerts;
+pub mod assessments;
 pub mod attestation;
 pub mod audit;
 pub mod audit_stream;
 pub mod datasets;
 pub mod destructions;
+pub mod exit;
 pub mod extract;
 pub mod extracts;
+pub mod feedback;
+pub mod filings;
+mod free_text;
 mod grant_access;
 pub mod grants;
 mod health;
 pub mod import_stream;
+pub mod incident;
 pub mod keyring;
+pub mod leak_trace;
 mod ledger_routes;
 pub mod metrics;
 pub mod openapi;
+pub mod policy;
+pub mod quality;
+pub mod share_applications;
+pub mod workflow_steps;
 pub mod zones;
 
 use std::sync::{Arc, Mutex};
@@ -53,6 +65,10 @@ pub struct AppState {
     pub lifecycle: destructions::Lifecycle,
     /// The TPM connection and AK for quotes; `None` without an AK.
     pub attest: Option<attestation::Attestor>,
+    /// Working days per quality dimension for the provider's response.
+    pub quality_sla: vault::governance::quality::Sla,
+    /// The security monitor over the ledger (see [`alerts`]).
+    pub monitoring: alerts::Monitoring,
 }
 
 /// The request body limit for JSON requests (imports stream separately).
@@ -74,9 +90,27 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/ledger/key", get(ledger_routes::key))
         .route("/v1/ledger/hash", post(ledger_routes::hash))
         .route("/v1/attestation", get(attestation::attestation))
+        .route(
+            "/v1/attestation/enrollment",
+            get(attestation::enrollment::enrollment),
+        )
+        .route(
+            "/v1/attestation/challenge",
+            post(attestation::enrollment::challenge),
+        )
         .merge(zones::routes())
         .merge(destructions::routes())
+        .merge(exit::routes())
+        .merge(alerts::routes())
+        .route("/v1/trace", get(incident::trace))
         .merge(grants::routes())
+        .merge(share_applications::routes())
+        .merge(filings::routes())
+        .merge(quality::routes())
+        .merge(feedback::routes())
+        .merge(assessments::routes())
+        .merge(leak_trace::routes())
+        .merge(policy::routes())
         .route("/v1/aggregates", post(aggregates::create))
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(

@@ -9,7 +9,8 @@ use super::ClientArgs;
 /// `zonevault partner ...`.
 #[derive(Debug, Subcommand)]
 pub enum PartnerCommand {
-    /// Set an organization's tier (1 most trusted … 3) and data access.
+    /// Set an organization's tier (1 most trusted … 3) and permission flags
+    /// (each flag not given is off).
     Set {
         /// Server and client certificate.
         #[command(flatten)]
@@ -20,9 +21,20 @@ pub enum PartnerCommand {
         /// 1, 2 or 3.
         #[arg(long)]
         tier: u8,
-        /// Let its analysts receive extracts (without it: no access).
+        /// Data access: grants may name it (without it: no grant).
         #[arg(long)]
         data_access: bool,
+        /// Product authorization: it may receive aggregates (derived data
+        /// products) and be a recipient of aggregate-method filings.
+        #[arg(long)]
+        product_authorization: bool,
+        /// Scenario authorization: it may be a data-use filing's recipient.
+        #[arg(long)]
+        scenario_authorization: bool,
+        /// Ownership control: it may hold grants to the whole organization
+        /// (without it: grants name its analysts one by one).
+        #[arg(long)]
+        ownership_control: bool,
     },
     /// List partner organizations.
     List {
@@ -76,9 +88,9 @@ pub struct GrantCreateArgs {
     /// The declared purpose.
     #[arg(long)]
     pub purpose: String,
-    /// The data-use filing, once filings exist.
+    /// The acknowledged data-use filing the grant is made under.
     #[arg(long)]
-    pub filing: Option<String>,
+    pub filing: String,
     /// A row filter the analyst cannot widen.
     #[arg(long)]
     pub filter: Option<String>,
@@ -108,7 +120,7 @@ pub struct ExtractArgs {
     /// A row filter, ANDed with the grant's.
     #[arg(long)]
     pub filter: Option<String>,
-    /// csv or jsonl.
+    /// csv, jsonl or parquet.
     #[arg(long, default_value = "csv")]
     pub format: String,
     /// Start a CSV with a UTF-8 byte order mark (for Excel).

@@ -182,8 +182,9 @@ pub struct VerifyQuoteArgs {
     /// it the values are printed unjudged.
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
-    /// The enrolled AK public key (PEM); without it the bundle's AK is
-    /// trusted, and the output says so.
+    /// The enrolled AK: the pin file `attest enroll` wrote (or an AK
+    /// public key, PEM); without it the bundle's AK is trusted, and the
+    /// output says so.
     #[arg(long, value_name = "FILE")]
     pub ak_pin: Option<PathBuf>,
 }
@@ -193,6 +194,24 @@ pub struct VerifyQuoteArgs {
 pub enum AttestCommand {
     /// Challenge the appliance with a fresh nonce and verify its quote.
     Verify(AttestVerifyArgs),
+    /// Enroll the appliance's AK (regulator): validate the EK certificate
+    /// against the manufacturer CAs, prove with a credential challenge that
+    /// the AK lives in that TPM, and pin the AK in a trust file.
+    Enroll(AttestEnrollArgs),
+}
+
+/// `zonevault attest enroll`.
+#[derive(Debug, Args)]
+pub struct AttestEnrollArgs {
+    /// Server and client certificate.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The TPM manufacturers' CA certificates (roots and intermediates), PEM.
+    #[arg(long, value_name = "BUNDLE.pem")]
+    pub ek_ca: PathBuf,
+    /// Where to write the AK pin (JSON), for `--ak-pin` later.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `zonevault attest verify`.
@@ -204,7 +223,8 @@ pub struct AttestVerifyArgs {
     /// Expected PCR values (from `zonevault-launch reference`).
     #[arg(long, value_name = "FILE")]
     pub reference: PathBuf,
-    /// The enrolled AK public key (PEM).
+    /// The enrolled AK: the pin file `attest enroll` wrote (or an AK
+    /// public key, PEM).
     #[arg(long, value_name = "FILE")]
     pub ak_pin: Option<PathBuf>,
     /// Also save the bundle the server returned.

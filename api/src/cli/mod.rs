@@ -11,11 +11,19 @@ mod access;
 mod appliance;
 mod audit;
 mod data;
+mod governance;
+mod leaks;
+mod lifecycle;
+mod sharing;
 
 pub use access::*;
 pub use appliance::*;
 pub use audit::*;
 pub use data::*;
+pub use governance::*;
+pub use leaks::*;
+pub use lifecycle::*;
+pub use sharing::*;
 
 /// zonevault: a TPM-sealed data vault appliance for data zones.
 #[derive(Debug, Parser)]
@@ -29,6 +37,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Incident trace: every ledger entry of an identity, dataset or
+    /// extract as a timeline, each proved included in a signed checkpoint
+    /// (client; regulator, operator).
+    TraceIncident(TraceIncidentArgs),
+    /// Security-monitoring alerts with their evidence (client; regulator,
+    /// operator).
+    Alerts(AlertsArgs),
+    /// Start a zone's exit procedure (operator of the zone, or its
+    /// regulator), or show where it stands (client).
+    ZoneExit(ZoneExitArgs),
     /// Initialize a new appliance: seal a fresh master key in the TPM,
     /// create the encrypted catalog and the ledger, write recovery shares.
     Init(InitArgs),
@@ -65,7 +83,7 @@ pub enum Command {
     /// Remote attestation of the appliance (client).
     #[command(subcommand)]
     Attest(AttestCommand),
-    /// Partner organizations: tier and data access (client, operator).
+    /// Partner organizations: tier and permission flags (client, operator).
     #[command(subcommand)]
     Partner(PartnerCommand),
     /// Grants: create, list, revoke (client).
@@ -74,6 +92,32 @@ pub enum Command {
     /// Pull a desensitized extract under a grant into a file, with its
     /// signed manifest beside it (client, analyst).
     Extract(ExtractArgs),
+    /// Government data-sharing applications: file (operator), assess
+    /// (regulator), decide (provider), list (client).
+    #[command(subcommand)]
+    ShareApplication(ShareApplicationCommand),
+    /// Data-use filings: create (operator), acknowledge (regulator), list,
+    /// usage report (client).
+    #[command(subcommand)]
+    Filing(FilingCommand),
+    /// Data quality tickets: open (any role), respond (provider), resolve
+    /// or dispute (opener), list overdue (client).
+    #[command(subcommand)]
+    QualityTicket(QualityTicketCommand),
+    /// Feedback data (反哺): submit (operator), approve (regulator), apply
+    /// (provider department), review (regulator and operator) (client).
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
+    /// Operator assessments: record (Bureau regulator), list (client).
+    #[command(subcommand)]
+    Assessment(AssessmentCommand),
+    /// Trace a leaked file to the extract and recipient it came from
+    /// (client, operator or regulator).
+    Trace(TraceArgs),
+    /// The desensitization policy: show it, replace it with a TOML file
+    /// (client; operator replaces).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 /// Where the API is and who is calling, for client commands. Each flag

@@ -2,11 +2,15 @@
 //! attest verify` (online: a fresh random nonce, `GET /v1/attestation`,
 //! then the same checks). Both print PASS or FAIL with every reason, and
 //! exit non-zero on FAIL. Neither needs a TPM: the checks are
-//! [`attest::verify_quote`].
+//! [`attest::verify_quote`]. `--ak-pin` takes the pin file that `zonevault
+//! attest enroll` ([`enroll`]) writes, or a bare AK public key PEM.
+
+mod enroll;
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use attest::enrollment::AkPin;
 use attest::verify::{Expectations, Rejection};
 use attest::{AkPublicKey, Bundle, Nonce, Reference, VerifiedQuote};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,6 +32,7 @@ pub fn run_verify(command: VerifyCommand) -> Result<()> {
 pub fn run_attest(command: AttestCommand) -> Result<()> {
     match command {
         AttestCommand::Verify(args) => verify_online(&args),
+        AttestCommand::Enroll(args) => enroll::run(&args),
     }
 }
 
@@ -48,7 +53,12 @@ impl Policy {
         let ak_pin = ak_pin
             .map(|path| {
                 let text = read_text(path)?;
-                AkPublicKey::from_pem(&text).with_context(|| format!("{}", path.display()))
+                AkPin::read_key(&text).with_context(|| {
+                    format!(
+                        "{} is neither an AK pin nor a PEM public key",
+                        path.display()
+                    )
+                })
             })
             .transpose()?;
         Ok(Policy { reference, ak_pin })

@@ -16,8 +16,14 @@ pub fn run_partner(cmd: PartnerCommand) -> Result<()> {
             org,
             tier,
             data_access,
+            product_authorization,
+            scenario_authorization,
+            ownership_control,
         } => {
-            let body = json!({"tier": tier, "data_access": data_access});
+            let body = json!({"tier": tier, "data_access": data_access,
+                "product_authorization": product_authorization,
+                "scenario_authorization": scenario_authorization,
+                "ownership_control": ownership_control});
             let p = call(
                 &client,
                 Method::PUT,
@@ -38,13 +44,32 @@ fn print_partners(partners: &[Value]) {
     let rows: Vec<Vec<String>> = partners
         .iter()
         .map(|p| {
-            ["org", "tier", "data_access", "updated_by"]
-                .iter()
-                .map(|k| text(&p[*k]))
-                .collect()
+            [
+                "org",
+                "tier",
+                "data_access",
+                "product_authorization",
+                "scenario_authorization",
+                "ownership_control",
+                "updated_by",
+            ]
+            .iter()
+            .map(|k| text(&p[*k]))
+            .collect()
         })
         .collect();
-    print_table(&["ORG", "TIER", "DATA ACCESS", "SET BY"], &rows);
+    print_table(
+        &[
+            "ORG",
+            "TIER",
+            "DATA",
+            "PRODUCT",
+            "SCENARIO",
+            "OWNERSHIP",
+            "SET BY",
+        ],
+        &rows,
+    );
 }
 
 /// Runs one `zonevault grant` subcommand.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use attest::PcrSelection;
-use vault::catalog::Catalog;
 use vault::datadir::DataDir;
 use vault::keys::MasterKey;
 use vault::recovery::{self, KdfParams, ShareFile};
@@ -81,7 +80,7 @@ fn create(
         .context("cannot create the attestation key in the TPM")?;
     ak.write_to(&datadir.sealed_dir())
         .context("cannot write the attestation key")?;
-    let catalog = Catalog::create(&datadir.catalog_path(), &master.catalog_key())
+    let catalog = vault::catalog::create_catalog(datadir, &master.catalog_root())
         .context("cannot create the catalog")?;
     let appliance_id = catalog.appliance_id()?;
     let ledger = unlock::open_ledger(datadir, master, &appliance_id)?;

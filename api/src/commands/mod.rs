@@ -5,16 +5,21 @@ pub mod attest;
 pub mod dataset;
 pub mod destruction;
 pub mod extract;
+pub mod governance;
 pub mod grant;
 pub mod health;
+pub mod incident;
 pub mod init;
 pub mod ledger;
 pub mod passphrase;
 pub mod pki;
+pub mod policy;
 pub mod recover;
 pub mod sample;
 pub mod serve;
+pub mod sharing;
 pub mod status;
+pub mod trace;
 pub mod unlock;
 pub mod wire;
 pub mod zone;
@@ -27,6 +32,9 @@ use crate::cli::Command;
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Init(args) => init::run(args),
+        Command::TraceIncident(args) => incident::trace(args),
+        Command::Alerts(args) => incident::alerts(args),
+        Command::ZoneExit(args) => incident::zone_exit(args),
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
         Command::Recover(args) => recover::run(args),
@@ -42,5 +50,12 @@ pub fn run(command: Command) -> Result<()> {
         Command::Partner(cmd) => grant::run_partner(cmd),
         Command::Grant(cmd) => grant::run(cmd),
         Command::Extract(args) => extract::run(args),
+        Command::Trace(args) => trace::run(args),
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::ShareApplication(cmd) => sharing::run_share(cmd),
+        Command::Filing(cmd) => sharing::run_filing(cmd),
+        Command::QualityTicket(cmd) => governance::run_quality(cmd),
+        Command::Feedback(cmd) => governance::run_feedback(cmd),
+        Command::Assessment(cmd) => governance::run_assessment(cmd),
     }
 }

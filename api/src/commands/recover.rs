@@ -4,7 +4,7 @@
 //! wrong passphrase or shares of another appliance change nothing.
 
 use anyhow::{bail, Context, Result};
-use vault::catalog::{Catalog, CatalogError};
+use vault::catalog::CatalogError;
 use vault::keys::MasterKey;
 use vault::recovery::{self, RecoveryError, Share, ShareFile};
 
@@ -77,7 +77,7 @@ fn read_share_files(args: &RecoverArgs) -> Result<Vec<ShareFile>> {
 /// The combined key must open this appliance's catalog; returns the
 /// appliance id.
 fn check_belongs_here(sealed: &unlock::Sealed, master: &MasterKey) -> Result<String> {
-    match Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key()) {
+    match vault::catalog::open_catalog(&sealed.datadir, &master.catalog_root()) {
         Ok(catalog) => Ok(catalog.appliance_id()?),
         Err(CatalogError::WrongKey { .. }) => {
             bail!("these recovery shares belong to another appliance: they do not open its catalog")

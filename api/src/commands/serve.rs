@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use vault::catalog::Catalog;
 use vault::ledger::LedgerHmac;
 use zeroize::Zeroizing;
 
@@ -25,15 +24,19 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let sealed = unlock::open(&config.data_dir)?;
     let mut tpm = unlock::tpm(&config.tpm)?;
+    let started = std::time::Instant::now();
     let master = unlock::unseal(&mut tpm, &sealed)?;
+    let unseal_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(unseal_ms = %format_args!("{unseal_ms:.1}"), "master key unsealed");
     let attestor =
         app::attestation::Attestor::open(tpm, &sealed.datadir, &sealed.sealed.selection)?;
-    let catalog = Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key())
+    let catalog = vault::catalog::open_catalog(&sealed.datadir, &master.catalog_root())
         .context("cannot open the catalog")?;
     let appliance_id = catalog.appliance_id()?;
     let lifecycle = lifecycle(&master, &appliance_id)?;
     let ledger = unlock::open_ledger(&sealed.datadir, &master, &appliance_id)?;
     let tls = TlsReloader::new(tls_files(&config)).context("cannot load the TLS material")?;
+    let ledger_size = ledger.size();
     let state = Arc::new(AppState {
         ledger: Arc::new(ledger),
         catalog: Mutex::new(catalog),
@@ -52,6 +55,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
         keys: app::keyring::KeyRing::new(&master),
         lifecycle,
         attest: attestor,
+        quality_sla: config.quality_sla,
+        monitoring: app::alerts::Monitoring::new(config.monitoring.clone(), ledger_size),
     });
     drop(master);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +79,7 @@ async fn serve(config: Config, tls: TlsReloader, state: Arc<AppState>) -> Result
     )?;
     tracing::info!(listen = %config.listen, "zonevault serving mutual TLS");
     app::destructions::spawn_retention_sweep(state.clone());
+    app::alerts::spawn_monitor(state.clone());
     let app = app::app(state.clone());
     crate::server::serve(listener, tls, app, shutdown_signal())
         .await

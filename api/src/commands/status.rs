@@ -3,7 +3,6 @@
 //! Reads only; a key that cannot be unsealed is reported and exits non-zero.
 
 use anyhow::{Context, Result};
-use vault::catalog::Catalog;
 
 use crate::cli::TpmArgs;
 use crate::commands::unlock;
@@ -28,7 +27,7 @@ pub fn run(args: TpmArgs) -> Result<()> {
         }
     };
     println!("master key:    sealed, unsealable");
-    let catalog = Catalog::open(&sealed.datadir.catalog_path(), &master.catalog_key())
+    let catalog = vault::catalog::open_catalog(&sealed.datadir, &master.catalog_root())
         .context("cannot open the catalog")?;
     println!("appliance id:  {}", catalog.appliance_id()?);
     println!("zones:         {}", catalog.zone_count()?);

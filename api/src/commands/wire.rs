@@ -88,12 +88,23 @@ impl Uploader {
         file: &Path,
         progress: &mut dyn FnMut(&[u8]),
     ) -> Result<Reply> {
+        self.send_file("PUT", path, file, progress)
+    }
+
+    /// `method path` streaming `file`; `progress` sees each chunk sent.
+    pub fn send_file(
+        &self,
+        method: &str,
+        path: &str,
+        file: &Path,
+        progress: &mut dyn FnMut(&[u8]),
+    ) -> Result<Reply> {
         let mut source =
             std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         let len = source.metadata()?.len();
         let mut stream = self.connect()?;
         let ctype = Some("application/octet-stream");
-        write_head(&mut stream, "PUT", path, &self.host, ctype, len)?;
+        write_head(&mut stream, method, path, &self.host, ctype, len)?;
         let mut buf = vec![0u8; CHUNK];
         let sent = loop {
             let n = source

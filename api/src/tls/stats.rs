@@ -74,16 +74,42 @@ impl HandshakeFailure {
     }
 }
 
+/// Most refused handshakes kept, by address, for the security monitor.
+const MAX_RECENT: usize = 10_000;
+
 /// Atomic counters of handshake failures; shared by every connection.
+/// Failures recorded with their address are also queued (bounded) for the
+/// security monitor ([`HandshakeStats::take_recent`]).
 #[derive(Debug, Default)]
 pub struct HandshakeStats {
     counts: [AtomicU64; 6],
+    recent: std::sync::Mutex<std::collections::VecDeque<(std::net::IpAddr, time::OffsetDateTime)>>,
 }
 
 impl HandshakeStats {
     /// Counts one failure.
     pub fn record(&self, reason: HandshakeFailure) {
         self.counts[Self::slot(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one failure from `ip` and queues it for the monitor.
+    pub fn record_from(&self, ip: std::net::IpAddr, reason: HandshakeFailure) {
+        self.record(reason);
+        if let Ok(mut q) = self.recent.lock() {
+            if q.len() == MAX_RECENT {
+                q.pop_front();
+            }
+            q.push_back((ip, time::OffsetDateTime::now_utc()));
+        }
+    }
+
+    /// The failures queued by [`HandshakeStats::record_from`] since the
+    /// last call, oldest first.
+    pub fn take_recent(&self) -> Vec<(std::net::IpAddr, time::OffsetDateTime)> {
+        self.recent
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
     }
 
     /// The number of failures for `reason` so far.

@@ -21,7 +21,7 @@ pub const TD: &str = "zv.test";
 pub struct FullDisk;
 
 impl LogFile for FullDisk {
-    fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, _: &[u8], _: u64) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::StorageFull,
             "injected: no space left",
@@ -81,6 +81,8 @@ pub fn state(dir: &Path, full_disk: bool) -> Arc<AppState> {
             retention_interval: std::time::Duration::from_secs(60),
         },
         attest: None,
+        quality_sla: vault::governance::quality::Sla::default(),
+        monitoring: api::app::alerts::Monitoring::new(Default::default(), 0),
     })
 }
 

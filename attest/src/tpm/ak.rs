@@ -33,6 +33,15 @@ const NV_CHUNK: u16 = 512;
 /// How often a quote is retried when a PCR moved between quote and read.
 const QUOTE_ATTEMPTS: usize = 3;
 
+/// An EK certificate as read from NV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EkCertificate {
+    /// The NV index it was read from (says which EK it certifies).
+    pub index: u32,
+    /// The certificate, PEM.
+    pub pem: String,
+}
+
 /// A quote as the TPM produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {
@@ -129,9 +138,18 @@ impl Tpm {
     /// The TPM's EK certificate (DER → PEM) from the first populated
     /// standard NV index, or `None` if it has none.
     pub fn ek_certificate_pem(&mut self) -> Result<Option<String>, TpmError> {
+        Ok(self.ek_certificate()?.map(|cert| cert.pem))
+    }
+
+    /// The TPM's EK certificate from the first populated standard NV index
+    /// (RSA 2048 first), with the index it came from.
+    pub fn ek_certificate(&mut self) -> Result<Option<EkCertificate>, TpmError> {
         for index in EK_CERT_INDICES {
             if let Some(der) = self.read_nv(index)? {
-                return Ok(Some(pem_encode(&der, "CERTIFICATE")));
+                return Ok(Some(EkCertificate {
+                    index,
+                    pem: pem_encode(&der, "CERTIFICATE"),
+                }));
             }
         }
         Ok(None)

@@ -49,6 +49,24 @@ pub enum TpmError {
     /// TPM2_Quote failed.
     #[error("TPM2_Quote failed")]
     Quote(#[source] tss_esapi::Error),
+    /// TPM2_CreatePrimary of the endorsement key failed.
+    #[error("TPM2_CreatePrimary (endorsement key) failed")]
+    CreateEk(#[source] tss_esapi::Error),
+    /// TPM2_PolicySecret with the endorsement hierarchy failed.
+    #[error("TPM2_PolicySecret (endorsement hierarchy) failed")]
+    PolicySecret(#[source] tss_esapi::Error),
+    /// TPM2_ActivateCredential refused the credential: it was not made
+    /// for this TPM's EK and this AK (or was altered).
+    #[error(
+        "TPM2_ActivateCredential failed: the credential was not made for this TPM's EK and AK"
+    )]
+    ActivateCredential(#[source] tss_esapi::Error),
+    /// The endorsement key is neither RSA nor ECC P-256.
+    #[error("the endorsement key is neither RSA 2048 nor ECC P-256")]
+    EkKind,
+    /// A credential part is not a well-formed TPM2B of the right size.
+    #[error("malformed credential: the {0} is not a well-formed TPM2B")]
+    MalformedCredential(&'static str),
     /// The PCRs kept changing between quoting and reading them.
     #[error("the quoted PCRs kept changing while they were quoted")]
     PcrsMoving,

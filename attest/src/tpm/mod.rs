@@ -2,10 +2,12 @@
 //!
 //! Owns opening the TPM from a TCTI string, reading and extending sha256
 //! PCRs, and (in `seal.rs`) sealing and unsealing under a PolicyPCR
-//! policy. swtpm over TCP has no resource manager and three transient slots,
+//! policy, (in `ak.rs`) the AK, quotes and the EK certificate, and (in
+//! `activate.rs`) credential activation with the AK and the EK. swtpm over TCP has no resource manager and three transient slots,
 //! so every transient handle created here is flushed before the call that
 //! created it returns, on error paths too.
 
+mod activate;
 mod ak;
 mod error;
 mod seal;
@@ -19,7 +21,8 @@ use tss_esapi::structures::{Digest, DigestValues, PcrSelectSize, PcrSelectionLis
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::Context;
 
-pub use ak::Quote;
+pub use activate::EkKind;
+pub use ak::{EkCertificate, Quote};
 pub use error::TpmError;
 
 use crate::pcr::{PcrSelection, PcrValues, MAX_PCR_INDEX};

@@ -239,6 +239,75 @@ pub fn parse_ecdsa_signature(bytes: &[u8]) -> Result<EcdsaSignature, ParseError>
     })
 }
 
+/// TPM_ALG_ECC.
+pub const ALG_ECC: u16 = 0x0023;
+/// TPM_ALG_NULL.
+pub const ALG_NULL: u16 = 0x0010;
+/// TPM_ECC_NIST_P256.
+pub const ECC_NIST_P256: u16 = 0x0003;
+
+/// A parsed ECC TPMT_PUBLIC (an AK's public area).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EccPublicArea {
+    /// `nameAlg`.
+    pub name_alg: u16,
+    /// `objectAttributes` (TPMA_OBJECT bits).
+    pub attributes: u32,
+    /// The signing scheme and its hash (`TPM_ALG_NULL` has no hash: 0).
+    pub scheme: (u16, u16),
+    /// `curveID`.
+    pub curve: u16,
+    /// `unique.x`, big-endian.
+    pub x: Vec<u8>,
+    /// `unique.y`, big-endian.
+    pub y: Vec<u8>,
+}
+
+/// Parses a TPM2B_PUBLIC that must hold an ECC TPMT_PUBLIC; returns it and
+/// the TPMT_PUBLIC bytes (what the object's name hashes).
+pub fn parse_ecc_public(bytes: &[u8]) -> Result<(EccPublicArea, &[u8]), ParseError> {
+    let mut outer = Reader {
+        what: "TPM2B_PUBLIC",
+        bytes,
+    };
+    let size = outer.u16()?;
+    let area = outer.take(usize::from(size))?;
+    outer.finish()?;
+    let mut r = Reader {
+        what: "TPMT_PUBLIC",
+        bytes: area,
+    };
+    if r.u16()? != ALG_ECC {
+        return Err(r.err("not an ECC key"));
+    }
+    let name_alg = r.u16()?;
+    let attributes = r.u32()?;
+    let _auth_policy = r.sized()?;
+    if r.u16()? != ALG_NULL {
+        let _key_bits_and_mode = r.take(4)?;
+    }
+    let scheme = match r.u16()? {
+        ALG_NULL => (ALG_NULL, 0),
+        scheme => (scheme, r.u16()?),
+    };
+    let curve = r.u16()?;
+    if r.u16()? != ALG_NULL {
+        let _kdf_hash = r.u16()?;
+    }
+    let x = r.sized()?;
+    let y = r.sized()?;
+    r.finish()?;
+    let parsed = EccPublicArea {
+        name_alg,
+        attributes,
+        scheme,
+        curve,
+        x,
+        y,
+    };
+    Ok((parsed, area))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

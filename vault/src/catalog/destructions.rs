@@ -208,6 +208,32 @@ impl Catalog {
             .map_err(sql(&self.path))
     }
 
+    /// Records the content digest of dataset `id`'s rows (computed once,
+    /// after its import: datasets are written once).
+    pub fn set_content_digest(&mut self, id: &DatasetId, sha256: &str) -> Result<(), CatalogError> {
+        self.conn
+            .execute(
+                "UPDATE datasets SET content_sha256 = ?2 WHERE id = ?1",
+                params![id.as_str(), sha256],
+            )
+            .map_err(sql(&self.path))?;
+        Ok(())
+    }
+
+    /// The content digest recorded at import for dataset `id`, if any.
+    pub fn content_digest(&self, id: &DatasetId) -> Result<Option<String>, CatalogError> {
+        let v: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT content_sha256 FROM datasets WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql(&self.path))?;
+        Ok(v.flatten())
+    }
+
     /// Sets dataset `id`'s lifecycle state (retention and destruction only).
     pub fn set_dataset_state(
         &mut self,

@@ -1,4 +1,4 @@
-//! Partner tiers, grants and extract records in the catalog.
+//! Partner tiers and permission flags, grants and extract records in the catalog.
 //!
 //! Times are stored in RFC 3339, a grant's columns as JSON, tiers as their
 //! number. Counting an extract against a grant is one conditional `UPDATE`,
@@ -13,6 +13,9 @@ use crate::dataset::rfc3339;
 use crate::desensitize::Tier;
 use crate::grant::{ExtractRecord, Grant, Partner, Recipient};
 
+const PARTNER_COLUMNS: &str = "org, tier, data_access, updated_by, updated_at, \
+     product_authorization, scenario_authorization, ownership_control";
+
 const GRANT_COLUMNS: &str = "id, recipient, dataset, columns, purpose, filing, filter, row_limit, \
      max_extracts, extracts_used, expires_at, revoked_at, created_by, created_at";
 
@@ -21,17 +24,24 @@ impl Catalog {
     pub fn put_partner(&mut self, p: &Partner) -> Result<(), CatalogError> {
         self.conn
             .execute(
-                "INSERT INTO partners(org, tier, data_access, updated_by, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO partners(org, tier, data_access, updated_by, updated_at,
+                     product_authorization, scenario_authorization, ownership_control)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(org) DO UPDATE SET tier = excluded.tier,
                      data_access = excluded.data_access, updated_by = excluded.updated_by,
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at,
+                     product_authorization = excluded.product_authorization,
+                     scenario_authorization = excluded.scenario_authorization,
+                     ownership_control = excluded.ownership_control",
                 params![
                     p.org,
                     p.tier.number(),
                     p.data_access,
                     p.updated_by,
-                    rfc3339(p.updated_at)
+                    rfc3339(p.updated_at),
+                    p.product_authorization,
+                    p.scenario_authorization,
+                    p.ownership_control
                 ],
             )
             .map_err(sql(&self.path))?;
@@ -42,7 +52,7 @@ impl Catalog {
     pub fn partner(&self, org: &str) -> Result<Option<Partner>, CatalogError> {
         self.conn
             .query_row(
-                "SELECT org, tier, data_access, updated_by, updated_at FROM partners WHERE org = ?1",
+                &format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE org = ?1"),
                 [org],
                 read_partner,
             )
@@ -55,9 +65,9 @@ impl Catalog {
     pub fn partners(&self) -> Result<Vec<Partner>, CatalogError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT org, tier, data_access, updated_by, updated_at FROM partners ORDER BY org",
-            )
+            .prepare(&format!(
+                "SELECT {PARTNER_COLUMNS} FROM partners ORDER BY org"
+            ))
             .map_err(sql(&self.path))?;
         let rows = stmt.query_map([], read_partner).map_err(sql(&self.path))?;
         rows.map(|r| r.map_err(sql(&self.path)).and_then(|p| p))
@@ -229,6 +239,15 @@ fn read_partner(r: &Row<'_>) -> Parsed<Partner> {
         Ok(Partner {
             tier,
             data_access: r.get(2).map_err(|e| corrupt(&owner, "data_access", e))?,
+            product_authorization: r
+                .get(5)
+                .map_err(|e| corrupt(&owner, "product_authorization", e))?,
+            scenario_authorization: r
+                .get(6)
+                .map_err(|e| corrupt(&owner, "scenario_authorization", e))?,
+            ownership_control: r
+                .get(7)
+                .map_err(|e| corrupt(&owner, "ownership_control", e))?,
             updated_by: r.get(3).map_err(|e| corrupt(&owner, "updated_by", e))?,
             updated_at: time(&owner, "updated_at", &updated_at)?,
             org,
@@ -320,6 +339,9 @@ mod tests {
             org: "partner-a".into(),
             tier: Tier::Two,
             data_access: true,
+            product_authorization: false,
+            scenario_authorization: true,
+            ownership_control: false,
             updated_by: "op".into(),
             updated_at: crate::dataset::now_utc_seconds(),
         };
@@ -329,7 +351,9 @@ mod tests {
             ..p.clone()
         })
         .unwrap();
-        assert_eq!(cat.partner("partner-a").unwrap().unwrap().tier, Tier::Three);
+        let stored = cat.partner("partner-a").unwrap().unwrap();
+        assert_eq!(stored.tier, Tier::Three);
+        assert!(stored.scenario_authorization && !stored.product_authorization);
         assert_eq!(cat.partners().unwrap().len(), 1);
         assert_eq!(cat.partner("nobody").unwrap(), None);
 

@@ -5,12 +5,18 @@
 //! opening a catalog applies the migrations it lacks, in one transaction,
 //! and refuses a catalog written by a newer build.
 
+mod alerts;
 mod destructions;
+mod epoch;
+mod exits;
 mod grants;
 mod records;
 mod schema;
+mod share_filings;
 pub(crate) mod sqlcipher;
 mod stored;
+mod traces;
+mod workflows;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +27,10 @@ use crate::ids::{DatasetId, ZoneId};
 use crate::keys::{CatalogKey, WrappedKey};
 use sqlcipher::KeyedOpenError;
 
+pub use alerts::StoredAlert;
+pub use epoch::{create_catalog, derivable_keys, open_catalog};
 pub use schema::SCHEMA_VERSION;
+pub use traces::{StoredPolicy, TraceRecord};
 
 /// Meta keys the catalog manages itself; [`Catalog::put_meta`] refuses them.
 pub const RESERVED_META_KEYS: &[&str] = &["schema_version", "appliance_id", "created_at"];

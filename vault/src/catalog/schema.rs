@@ -120,7 +120,136 @@ CREATE TABLE destructions (
 CREATE INDEX destructions_by_object ON destructions(object_kind, object_id);
 ";
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: the exit procedure of a zone (`exiting` until its zone-wide
+/// destruction executes, then `exited`), the security-monitoring alerts
+/// (evidence as ledger indexes), and the row count and content digest an
+/// import records, so a destruction need not re-read the rows.
+const V5: &str = "
+CREATE TABLE zone_exits (
+    zone_id        TEXT PRIMARY KEY NOT NULL REFERENCES zones(id) ON DELETE RESTRICT,
+    state          TEXT NOT NULL CHECK (state IN ('exiting', 'exited')),
+    cause          TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    initiated_by   TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    destruction_id TEXT NOT NULL,
+    revoked_grants TEXT NOT NULL,
+    certificate_id TEXT,
+    finished_at    TEXT
+) STRICT;
+
+CREATE TABLE alerts (
+    id           TEXT PRIMARY KEY NOT NULL,
+    kind         TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    org          TEXT NOT NULL,
+    summary      TEXT NOT NULL,
+    evidence     TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL CHECK (ledger_index >= 0),
+    raised_at    TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX alerts_by_kind ON alerts(kind, subject);
+
+ALTER TABLE datasets ADD COLUMN content_sha256 TEXT;
+";
+
+/// Version 6: government data-sharing applications and data-use filings
+/// (each its typed record as JSON, with the columns the catalog queries),
+/// and the partner permission flags besides data access.
+const V6: &str = "
+CREATE TABLE share_applications (
+    id       TEXT PRIMARY KEY NOT NULL,
+    zone_id  TEXT NOT NULL REFERENCES zones(id) ON DELETE RESTRICT,
+    provider TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    record   TEXT NOT NULL,
+    filed_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE filings (
+    id       TEXT PRIMARY KEY NOT NULL,
+    zone_id  TEXT NOT NULL REFERENCES zones(id) ON DELETE RESTRICT,
+    state    TEXT NOT NULL,
+    record   TEXT NOT NULL,
+    filed_at TEXT NOT NULL
+) STRICT;
+
+ALTER TABLE partners ADD COLUMN product_authorization INTEGER NOT NULL DEFAULT 0
+    CHECK (product_authorization IN (0, 1));
+ALTER TABLE partners ADD COLUMN scenario_authorization INTEGER NOT NULL DEFAULT 0
+    CHECK (scenario_authorization IN (0, 1));
+ALTER TABLE partners ADD COLUMN ownership_control INTEGER NOT NULL DEFAULT 0
+    CHECK (ownership_control IN (0, 1));
+";
+
+/// Version 7: quality tickets, feedback data with the departments'
+/// applications, operator assessments and terminated authorizations (each
+/// its typed record as JSON, with the columns the catalog queries).
+const V7: &str = "
+CREATE TABLE quality_tickets (
+    id        TEXT PRIMARY KEY NOT NULL,
+    dataset   TEXT NOT NULL REFERENCES datasets(id) ON DELETE RESTRICT,
+    zone_id   TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    record    TEXT NOT NULL,
+    opened_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE feedback (
+    id           TEXT PRIMARY KEY NOT NULL,
+    dataset      TEXT NOT NULL REFERENCES datasets(id) ON DELETE RESTRICT,
+    zone_id      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    record       TEXT NOT NULL,
+    submitted_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE feedback_applications (
+    id          TEXT PRIMARY KEY NOT NULL,
+    feedback_id TEXT NOT NULL REFERENCES feedback(id) ON DELETE RESTRICT,
+    org         TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    record      TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE assessments (
+    id          TEXT PRIMARY KEY NOT NULL,
+    operator    TEXT NOT NULL,
+    rating      TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX assessments_by_operator ON assessments(operator);
+
+CREATE TABLE terminations (
+    operator   TEXT PRIMARY KEY NOT NULL,
+    assessment TEXT NOT NULL REFERENCES assessments(id) ON DELETE RESTRICT,
+    record     TEXT NOT NULL
+) STRICT;
+";
+
+/// Version 8: the token sketch of each extract, for leak tracing (the
+/// pseudonym tokens it released, level-sampled, see `crate::trace`), and
+/// the operator's desensitization policies, numbered 2, 3, … (version 1 is
+/// the default shipped in the binary), each with the SHA-256 of its TOML.
+const V8: &str = "
+CREATE TABLE extract_sketches (
+    extract_id TEXT PRIMARY KEY NOT NULL REFERENCES extracts(id) ON DELETE RESTRICT,
+    sketch     BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE policies (
+    version    INTEGER PRIMARY KEY NOT NULL CHECK (version >= 2),
+    toml       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -4,6 +4,7 @@
 use ring::hmac;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::fingerprint::{Cells, FingerprintKey};
 use super::policy::{ColumnPlan, Policy, Refusal};
 use super::technique::Technique;
 use super::transform::{self, Ymd};
@@ -21,7 +22,7 @@ pub struct PseudonymKey([u8; KEY_LEN]);
 
 impl PseudonymKey {
     /// The HMAC-SHA256 key for pseudonyms under this grant.
-    fn hmac_key(&self) -> hmac::Key {
+    pub(super) fn hmac_key(&self) -> hmac::Key {
         hmac::Key::new(hmac::HMAC_SHA256, &self.0)
     }
 }
@@ -53,9 +54,12 @@ pub fn grant_key(root: &PseudonymRoot, grant_id: &str) -> PseudonymKey {
 /// for its lifetime; drop it when the extract ends. No `Debug`.
 pub struct Desensitizer {
     plan: Vec<ColumnPlan>,
+    base: Vec<ColumnPlan>,
+    level: u32,
     quasi_identifiers: Vec<usize>,
     hmac: hmac::Key,
     today: Ymd,
+    fingerprint: Option<FingerprintKey>,
 }
 
 impl Desensitizer {
@@ -78,10 +82,13 @@ impl Desensitizer {
             .collect();
         let now = time::OffsetDateTime::now_utc().date();
         Ok(Self {
+            base: plan.clone(),
             plan,
+            level: 0,
             quasi_identifiers,
             hmac: key.hmac_key(),
             today: ymd(now),
+            fingerprint: None,
         })
     }
 
@@ -92,9 +99,46 @@ impl Desensitizer {
         self
     }
 
+    /// Marks ranges and age bands with the recipient's keyed choices (see
+    /// [`super::fingerprint`]); row-level extracts do, aggregates do not.
+    pub fn with_fingerprint(mut self, key: FingerprintKey) -> Self {
+        self.fingerprint = Some(key);
+        self
+    }
+
     /// The plan: each output column with its technique, in row order.
     pub fn plan(&self) -> &[ColumnPlan] {
         &self.plan
+    }
+
+    /// Generalizes the quasi-identifier columns `level` steps beyond the
+    /// policy ([`Technique::coarser`]); 0 restores the policy's plan.
+    pub fn set_generalization_level(&mut self, level: u32) {
+        self.level = level;
+        for &i in &self.quasi_identifiers {
+            let base = &self.base[i];
+            self.plan[i].technique = base.technique.coarser(base.semantic_type, level);
+        }
+    }
+
+    /// How many steps beyond the policy the quasi-identifiers are generalized.
+    pub fn generalization_level(&self) -> u32 {
+        self.level
+    }
+
+    /// The quasi-identifier cells of `row` (in [`Self::quasi_identifiers`]
+    /// order) as they would be released at generalization `level`, into
+    /// `out`; for counting classes at several levels in one pass.
+    pub fn quasi_identifiers_at(&self, row: &[&str], level: u32, out: &mut Vec<String>) {
+        out.truncate(self.quasi_identifiers.len());
+        out.resize_with(self.quasi_identifiers.len(), String::new);
+        for (cell, &i) in out.iter_mut().zip(&self.quasi_identifiers) {
+            cell.clear();
+            let base = &self.base[i];
+            let technique = base.technique.coarser(base.semantic_type, level);
+            let value = row.get(i).copied().unwrap_or("");
+            self.apply_with(base, technique, value, cell);
+        }
     }
 
     /// Indices of the quasi-identifier columns, for k-anonymity over the
@@ -124,18 +168,26 @@ impl Desensitizer {
         let Some(plan) = self.plan.get(column) else {
             return;
         };
+        self.apply_with(plan, plan.technique, value, out);
+    }
+
+    /// Applies `technique` to `value` of the column planned as `plan`.
+    fn apply_with(&self, plan: &ColumnPlan, technique: Technique, value: &str, out: &mut String) {
         if value.trim().is_empty() {
             return;
         }
         let ty = plan.semantic_type;
-        match plan.technique {
+        match technique {
             Technique::Keep => out.push_str(value),
             Technique::Mask {
                 keep_first,
                 keep_last,
             } => transform::mask(value, keep_first, keep_last, ty, out),
             Technique::Pseudonymize => transform::pseudonymize(&self.hmac, ty, value, out),
-            Technique::Generalize(g) => transform::generalize(g, ty, value, self.today, out),
+            Technique::Generalize(g) => {
+                let key = self.fingerprint.as_ref().map(|k| (k, plan.name.as_str()));
+                transform::generalize(g, ty, value, self.today, Cells { key }, out)
+            }
             Technique::RedactIdentifiers => transform::redact_identifiers(value, out),
             Technique::Suppress | Technique::AggregateOnly => {}
         }

@@ -8,13 +8,51 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Most steps a quasi-identifier is generalized beyond the policy to reach
+/// k-anonymity (ranges, bands and cells double per step: up to 16×).
+pub const MAX_GENERALIZATION: u32 = 4;
+
+/// The share of an extract's rows that may be suppressed rather than
+/// generalizing every row further (Samarati's suppression threshold).
+pub const MAX_SUPPRESSED_SHARE: f64 = 0.01;
+
+/// The generalization level of an extract of `total` rows, given its
+/// classes at each level (index = level): the lowest whose classes under
+/// `k` hold at most [`MAX_SUPPRESSED_SHARE`] of the rows, else the level
+/// that suppresses fewest (the lowest of equals).
+pub fn choose_level(levels: &[EquivalenceClasses], k: usize, total: u64) -> u32 {
+    let below: Vec<usize> = levels.iter().map(|c| c.rows_below(k)).collect();
+    let pick = below
+        .iter()
+        .position(|&n| n <= allowed_below(total))
+        .unwrap_or_else(|| {
+            let fewest = below.iter().copied().min().unwrap_or(0);
+            below.iter().position(|&n| n == fewest).unwrap_or(0)
+        });
+    u32::try_from(pick).unwrap_or(0)
+}
+
+/// Whether `classes` (of `total` rows) suppress few enough rows under `k`
+/// to be chosen without generalizing further.
+pub fn suffices(classes: &EquivalenceClasses, k: usize, total: u64) -> bool {
+    classes.rows_below(k) <= allowed_below(total)
+}
+
+/// Rows of `total` that may sit in classes under k.
+fn allowed_below(total: u64) -> usize {
+    (total as f64 * MAX_SUPPRESSED_SHARE).floor() as usize
+}
+
 /// Counts the equivalence classes of quasi-identifier tuples, one row at a
 /// time, so a streamed extract can be checked in a first pass and filtered
 /// in a second without holding rows in memory.
 #[derive(Debug, Clone, Default)]
 pub struct EquivalenceClasses {
     quasi_identifiers: Vec<usize>,
-    counts: HashMap<Vec<String>, usize>,
+    /// Class key (see [`EquivalenceClasses::key_into`]) → rows.
+    counts: HashMap<String, usize>,
+    /// Reused for the key of each observed row.
+    scratch: String,
 }
 
 impl EquivalenceClasses {
@@ -23,17 +61,34 @@ impl EquivalenceClasses {
         Self {
             quasi_identifiers: quasi_identifiers.to_vec(),
             counts: HashMap::new(),
+            scratch: String::new(),
         }
     }
 
-    fn key(&self, row: &[String]) -> Vec<String> {
-        let cell = |&i: &usize| row.get(i).cloned().unwrap_or_default();
-        self.quasi_identifiers.iter().map(cell).collect()
+    /// Writes the class key of `row` into `key`: each quasi-identifier cell
+    /// prefixed by its length, so distinct tuples never share a key.
+    fn key_into(&self, row: &[String], key: &mut String) {
+        use std::fmt::Write as _;
+        key.clear();
+        for &i in &self.quasi_identifiers {
+            let cell = row.get(i).map_or("", String::as_str);
+            // Writing to a String cannot fail.
+            let _ = write!(key, "{}:", cell.len());
+            key.push_str(cell);
+        }
     }
 
-    /// Counts one row.
+    /// Counts one row; allocates only for a class not seen before.
     pub fn observe(&mut self, row: &[String]) {
-        *self.counts.entry(self.key(row)).or_insert(0) += 1;
+        let mut key = std::mem::take(&mut self.scratch);
+        self.key_into(row, &mut key);
+        match self.counts.get_mut(key.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(key.clone(), 1);
+            }
+        }
+        self.scratch = key;
     }
 
     /// The size of the smallest class: the k the observed rows achieve
@@ -44,7 +99,9 @@ impl EquivalenceClasses {
 
     /// Whether `row` lies in a class of at least `k` rows.
     pub fn admits(&self, row: &[String], k: usize) -> bool {
-        self.counts.get(&self.key(row)).is_some_and(|&n| n >= k)
+        let mut key = String::new();
+        self.key_into(row, &mut key);
+        self.counts.get(key.as_str()).is_some_and(|&n| n >= k)
     }
 
     /// How many observed rows lie in classes smaller than `k`.
@@ -231,6 +288,24 @@ mod tests {
             .iter()
             .for_each(|r| classes.observe(r));
         assert_eq!((classes.k(), classes.rows_below(2)), (1, 1));
+    }
+
+    #[test]
+    fn the_first_level_under_the_threshold_wins() {
+        let classes = |sizes: &[usize]| {
+            let mut c = EquivalenceClasses::new(&[0]);
+            for (i, &n) in sizes.iter().enumerate() {
+                (0..n).for_each(|_| c.observe(&[i.to_string()]));
+            }
+            c
+        };
+        // 200 rows: level 0 leaves 3 in small classes (> 1%), level 1 two.
+        let levels = [classes(&[197, 3]), classes(&[198, 2]), classes(&[200])];
+        assert_eq!(choose_level(&levels, 5, 200), 1);
+        // Nothing reaches the threshold: the level suppressing fewest.
+        let levels = [classes(&[1, 1, 1]), classes(&[2, 1]), classes(&[2, 1])];
+        assert_eq!(choose_level(&levels, 2, 3), 1);
+        assert_eq!(choose_level(&[classes(&[10])], 5, 10), 0);
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub struct ExtractManifest {
     pub row_count: u64,
     /// Rows withheld to reach k-anonymity.
     pub rows_suppressed: u64,
+    /// Steps the quasi-identifiers were generalized beyond the policy to
+    /// reach k-anonymity before any row was suppressed (`columns` shows
+    /// the techniques as applied); omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generalization_level: u32,
     /// SHA-256 of the body as delivered, lowercase hex.
     pub body_sha256: String,
     /// Index of the ledger entry recording the extract.
@@ -79,6 +84,10 @@ pub struct ExtractManifest {
     /// grant's pseudonymization key, lowercase hex, binding the file to
     /// whoever received it.
     pub recipient_fingerprint: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 mod rfc3339 {
@@ -231,6 +240,7 @@ mod tests {
             policy_version: "v1".into(),
             row_count: 1,
             rows_suppressed: 0,
+            generalization_level: 1,
             body_sha256: ExtractManifest::body_digest(body),
             ledger_index: 41,
             created_at: OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),

@@ -27,6 +27,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod apply;
+pub mod fingerprint;
 pub mod kanon;
 pub mod manifest;
 mod policy;
@@ -34,8 +35,12 @@ mod technique;
 mod transform;
 
 pub use apply::{grant_key, Desensitizer, PseudonymKey};
+pub use fingerprint::FingerprintKey;
 pub use manifest::{ExtractManifest, ManifestError, ManifestSigner, ManifestVerifier};
-pub use policy::{ColumnPlan, Policy, PolicyDecision, PolicyError, Refusal, RefusalReason, Rule};
+pub use policy::{
+    ColumnPlan, Policy, PolicyDecision, PolicyError, PolicyTomlError, Refusal, RefusalReason, Rule,
+    DEFAULT_TOML,
+};
 pub use technique::{Generalization, Technique};
 
 /// A partner's trust tier, set by the operator: 1 is the most trusted, 3

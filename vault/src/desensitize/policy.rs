@@ -305,7 +305,11 @@ fn check_rule(rule: &Rule) -> Result<(), PolicyError> {
     Ok(())
 }
 
+#[cfg(test)]
 mod default_v1;
+mod toml_file;
+
+pub use toml_file::{PolicyTomlError, DEFAULT_TOML};
 
 #[cfg(test)]
 mod tests {

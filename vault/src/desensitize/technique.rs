@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::SemanticType;
+
 /// What happens to one column's values on the way out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "technique", rename_all = "snake_case")]
@@ -57,6 +59,9 @@ pub enum Generalization {
     },
     /// A postal address to its district or county (`北京市海淀区`).
     AddressToDistrict,
+    /// A postal address to its city (`北京市`), or province when it names
+    /// no city: one step coarser than [`Generalization::AddressToDistrict`].
+    AddressToCity,
     /// A `lat,lon` point to the south-west corner of its grid cell.
     GeoGrid {
         /// Cell size in degrees (positive, finite).
@@ -77,6 +82,46 @@ impl Technique {
             Technique::Generalize(g) => g.is_valid(),
             _ => true,
         }
+    }
+}
+
+impl Technique {
+    /// The technique `steps` levels coarser, for k-anonymity: dates go to
+    /// months then years, addresses to districts then cities, and ranges,
+    /// bands and grid cells double in size per step. A value kept as
+    /// stored starts on that ladder (for dates, addresses, points and
+    /// amounts); every other technique stays as it is (suppression of
+    /// small classes covers it).
+    pub fn coarser(self, ty: SemanticType, steps: u32) -> Technique {
+        (0..steps).fold(self, |t, _| t.one_step_coarser(ty))
+    }
+
+    fn one_step_coarser(self, ty: SemanticType) -> Technique {
+        use Generalization as G;
+        let g = match self {
+            Technique::Keep => match ty {
+                SemanticType::Date | SemanticType::BirthDate => G::DateToMonth,
+                SemanticType::Address => G::AddressToDistrict,
+                SemanticType::GeoPoint => G::GeoGrid { cell_deg: 0.01 },
+                SemanticType::Amount => G::AmountRange { width: 1000 },
+                _ => return self,
+            },
+            Technique::Generalize(g) => match g {
+                G::DateToMonth | G::DateToYear => G::DateToYear,
+                G::AgeBand { years } => G::AgeBand {
+                    years: years.saturating_mul(2).min(100),
+                },
+                G::AddressToDistrict | G::AddressToCity => G::AddressToCity,
+                G::GeoGrid { cell_deg } => G::GeoGrid {
+                    cell_deg: (cell_deg * 2.0).min(180.0),
+                },
+                G::AmountRange { width } => G::AmountRange {
+                    width: width.saturating_mul(2),
+                },
+            },
+            _ => return self,
+        };
+        Technique::Generalize(g)
     }
 }
 
@@ -118,6 +163,7 @@ impl fmt::Display for Generalization {
             Generalization::DateToYear => f.write_str("date_to_year"),
             Generalization::AgeBand { years } => write!(f, "age_band {years} years"),
             Generalization::AddressToDistrict => f.write_str("address_to_district"),
+            Generalization::AddressToCity => f.write_str("address_to_city"),
             Generalization::GeoGrid { cell_deg } => write!(f, "geo_grid {cell_deg} deg"),
             Generalization::AmountRange { width } => write!(f, "amount_range {width}"),
         }
@@ -188,5 +234,32 @@ mod tests {
             assert!(!Generalization::GeoGrid { cell_deg }.is_valid());
         }
         assert!(!Generalization::AmountRange { width: 0 }.is_valid());
+    }
+
+    #[test]
+    fn coarser_climbs_the_ladder() {
+        use Generalization as G;
+        let g = Technique::Generalize;
+        let ty = SemanticType::Address;
+        assert_eq!(Technique::Keep.coarser(ty, 0), Technique::Keep);
+        assert_eq!(Technique::Keep.coarser(ty, 1), g(G::AddressToDistrict));
+        assert_eq!(Technique::Keep.coarser(ty, 5), g(G::AddressToCity));
+        let amount = g(G::AmountRange { width: 1000 });
+        assert_eq!(
+            amount.coarser(SemanticType::Amount, 3),
+            g(G::AmountRange { width: 8000 })
+        );
+        let date = Technique::Keep.coarser(SemanticType::Date, 2);
+        assert_eq!(date, g(G::DateToYear));
+        let band = g(G::AgeBand { years: 40 }).coarser(SemanticType::BirthDate, 3);
+        assert_eq!(band, g(G::AgeBand { years: 100 }));
+        assert_eq!(
+            Technique::Pseudonymize.coarser(SemanticType::Code, 2),
+            Technique::Pseudonymize
+        );
+        assert_eq!(
+            Technique::Keep.coarser(SemanticType::Integer, 2),
+            Technique::Keep
+        );
     }
 }

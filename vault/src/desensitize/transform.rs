@@ -4,6 +4,7 @@
 
 use ring::hmac;
 
+use super::fingerprint::Cells;
 use super::technique::Generalization;
 use crate::detect::{self, days_in_month, normalize};
 use crate::schema::SemanticType;
@@ -131,12 +132,15 @@ pub(super) fn redact_identifiers(value: &str, out: &mut String) {
     out.push_str(&value[at..]);
 }
 
-/// Applies a generalization; `today` is the reference for age bands.
+/// Applies a generalization; `today` is the reference for age bands;
+/// `cells` picks the released cell of ranges and bands (see
+/// [`super::fingerprint`]).
 pub(super) fn generalize(
     g: Generalization,
     ty: SemanticType,
     value: &str,
     today: Ymd,
+    cells: Cells<'_>,
     out: &mut String,
 ) {
     use std::fmt::Write as _;
@@ -154,21 +158,38 @@ pub(super) fn generalize(
             }
         }
         Generalization::AgeBand { years } => {
-            if let Some((lo, hi)) = age_band(&v, ty, today, years) {
+            if let Some((lo, hi)) = age_band(&v, ty, today, years, cells) {
                 let _ = write!(out, "{lo}-{hi}");
             }
         }
         Generalization::AddressToDistrict => out.push_str(district(&v).unwrap_or("")),
+        Generalization::AddressToCity => out.push_str(city(&v).unwrap_or("")),
         Generalization::GeoGrid { cell_deg } => {
             if let Some((a, b, p)) = grid_cell(&v, cell_deg) {
                 let _ = write!(out, "{a:.p$},{b:.p$}");
             }
         }
         Generalization::AmountRange { width } => {
-            if let Some((lo, hi)) = amount_range(&v, width) {
-                let _ = write!(out, "[{lo:.0},{hi:.0})");
+            if let Some((lo, hi)) = amount_range(&v, width, cells) {
+                out.push('[');
+                push_whole(out, lo);
+                out.push(',');
+                push_whole(out, hi);
+                out.push(')');
             }
         }
+    }
+}
+
+/// Writes `x` rounded to a whole number, as `{x:.0}` would, without the
+/// float formatter's slow exact mode when `x` is already whole.
+fn push_whole(out: &mut String, x: f64) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        let _ = write!(out, "{}", x as i64);
+    } else {
+        let _ = write!(out, "{x:.0}");
     }
 }
 
@@ -210,7 +231,13 @@ fn resident_id_birth(v: &str) -> Option<Ymd> {
 }
 
 /// The age band `(lo, hi)` of a birth date (or resident ID) at `today`.
-fn age_band(v: &str, ty: SemanticType, today: Ymd, years: u8) -> Option<(u32, u32)> {
+fn age_band(
+    v: &str,
+    ty: SemanticType,
+    today: Ymd,
+    years: u8,
+    cells: Cells<'_>,
+) -> Option<(i64, i64)> {
     let birth = match ty {
         SemanticType::ResidentId => resident_id_birth(v)?,
         _ => parse_ymd(v)?,
@@ -221,8 +248,9 @@ fn age_band(v: &str, ty: SemanticType, today: Ymd, years: u8) -> Option<(u32, u3
     }
     let before_birthday = (today.1, today.2) < (birth.1, birth.2);
     let age = today.0 - birth.0 - u32::from(before_birthday);
-    let lo = age / width * width;
-    Some((lo, lo + width - 1))
+    let width = i64::from(width);
+    let (first, n) = cells.of(width as u64, i64::from(age) / width);
+    Some((first * width, (first + n) * width - 1))
 }
 
 /// How far into an address to look for its district (characters).
@@ -249,6 +277,19 @@ fn district(v: &str) -> Option<&str> {
         prev = [prev[1], c];
     }
     city.and_then(|end| clean_prefix(&v[..end]))
+}
+
+/// The prefix of an address up to its first city (`市`), else its
+/// province (`省`, `自治区`), in the first characters; `None` when neither
+/// is found or the prefix holds digits.
+fn city(v: &str) -> Option<&str> {
+    let head: String = v.chars().take(DISTRICT_WITHIN).collect();
+    let end = head
+        .find('市')
+        .map(|i| i + '市'.len_utf8())
+        .or_else(|| head.find('省').map(|i| i + '省'.len_utf8()))
+        .or_else(|| head.find("自治区").map(|i| i + "自治区".len()))?;
+    clean_prefix(&v[..end])
 }
 
 /// A district prefix with a digit in it was cut in the wrong place.
@@ -311,15 +352,18 @@ fn parse_amount(v: &str) -> Option<f64> {
     (value.is_finite() && value.abs() < 1e18).then_some(value)
 }
 
-/// The range `[lo, hi)` of width `width` that holds the amount.
-fn amount_range(v: &str, width: u64) -> Option<(f64, f64)> {
+/// The range `[lo, hi)` of width `width` (or `2 * width`, see
+/// [`super::fingerprint`]) that holds the amount.
+fn amount_range(v: &str, width: u64, cells: Cells<'_>) -> Option<(f64, f64)> {
     let value = parse_amount(v)?;
     if width == 0 {
         return None;
     }
     let w = width as f64;
-    let lo = (value / w).floor() * w + 0.0;
-    Some((lo, lo + w))
+    // |value| < 1e18 and w >= 1, so the cell index fits an i64.
+    let (first, n) = cells.of(width, (value / w).floor() as i64);
+    let lo = first as f64 * w + 0.0;
+    Some((lo, lo + n as f64 * w))
 }
 
 #[cfg(test)]
@@ -333,7 +377,7 @@ mod tests {
     }
 
     fn gen(g: Generalization, ty: SemanticType, v: &str) -> String {
-        run(|o| generalize(g, ty, v, (2025, 6, 15), o))
+        run(|o| generalize(g, ty, v, (2025, 6, 15), Cells { key: None }, o))
     }
 
     #[test]
@@ -476,6 +520,16 @@ mod tests {
         assert_eq!(g(0.01, "39.99,116.3"), "39.99,116.30");
         assert_eq!(g(0.01, "95.0,200.0"), "");
         assert_eq!(g(0.01, "here"), "");
+    }
+
+    #[test]
+    fn addresses_generalize_to_city() {
+        let c = |v| gen(Generalization::AddressToCity, SemanticType::Address, v);
+        assert_eq!(c("北京市海淀区中关村大街27号"), "北京市");
+        assert_eq!(c("河北省石家庄市长安区"), "河北省石家庄市");
+        assert_eq!(c("广东省某县某镇"), "广东省");
+        assert_eq!(c("海淀区"), "");
+        assert_eq!(c("12号楼北京市"), "");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The body formats of an extract: CSV (RFC 4180, UTF-8, optional BOM,
-//! formula-safe cells) and JSON Lines; and the writer that hashes and
+//! formula-safe cells), JSON Lines and Parquet; and the writer that hashes and
 //! counts every byte it passes on, so the manifest's digest is that of the
 //! body as delivered.
 
@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 
 use ring::digest::{Context, SHA256};
 
+use super::parquet::ParquetRows;
 use crate::desensitize::csv_safe;
 
 /// Buffer between the row writer and the sink (one chunk of the stream).
@@ -27,6 +28,9 @@ pub enum Format {
     /// One JSON object per line, keys in column order; empty cells are
     /// `null`.
     Jsonl,
+    /// Apache Parquet, every column an optional UTF-8 string (see
+    /// [`super::parquet`]).
+    Parquet,
 }
 
 impl Format {
@@ -35,6 +39,7 @@ impl Format {
         match self {
             Format::Csv { .. } => "text/csv; charset=utf-8",
             Format::Jsonl => "application/x-ndjson",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -59,15 +64,21 @@ impl<W: Write> Write for Digesting<W> {
     }
 }
 
-/// Writes rows of already desensitized cells in one format.
-pub(super) struct RowWriter<W: Write> {
-    out: BufWriter<Digesting<W>>,
-    format: Format,
-    /// JSON keys, each already encoded with its quotes and colon.
-    keys: Vec<String>,
+/// Where rows go: text lines, or a Parquet writer (which owns the buffer).
+enum Sink<W: Write + Send> {
+    Text(Box<BufWriter<Digesting<W>>>),
+    Parquet(Box<ParquetRows<BufWriter<Digesting<W>>>>),
 }
 
-impl<W: Write> RowWriter<W> {
+/// Writes rows of already desensitized cells in one format.
+pub(super) struct RowWriter<W: Write + Send> {
+    out: Sink<W>,
+    /// JSON keys, each already encoded with its quotes and colon.
+    keys: Vec<String>,
+    csv: bool,
+}
+
+impl<W: Write + Send> RowWriter<W> {
     /// A writer for columns `names`; writes the BOM and the CSV header.
     pub(super) fn new(sink: W, format: Format, names: &[String]) -> io::Result<Self> {
         let digesting = Digesting {
@@ -75,66 +86,76 @@ impl<W: Write> RowWriter<W> {
             digest: Context::new(&SHA256),
             bytes: 0,
         };
+        let buffered = BufWriter::with_capacity(BUFFER, digesting);
+        let out = match format {
+            Format::Parquet => Sink::Parquet(Box::new(ParquetRows::new(buffered, names)?)),
+            _ => Sink::Text(Box::new(buffered)),
+        };
         let keys = names
             .iter()
             .map(|n| format!("{}:", json_string(n)))
             .collect();
         let mut w = RowWriter {
-            out: BufWriter::with_capacity(BUFFER, digesting),
-            format,
+            out,
             keys,
+            csv: matches!(format, Format::Csv { .. }),
         };
-        if let Format::Csv { bom } = format {
+        if let (Format::Csv { bom }, Sink::Text(out)) = (format, &mut w.out) {
             if bom {
-                w.out.write_all(BOM)?;
+                out.write_all(BOM)?;
             }
-            w.csv_line(names)?;
+            csv_line(out, names)?;
         }
         Ok(w)
     }
 
     /// Writes one row (one cell per column).
     pub(super) fn row(&mut self, cells: &[String]) -> io::Result<()> {
-        match self.format {
-            Format::Csv { .. } => self.csv_line(cells),
-            Format::Jsonl => self.json_line(cells),
+        match &mut self.out {
+            Sink::Text(out) if self.csv => csv_line(out, cells),
+            Sink::Text(out) => json_line(out, &self.keys, cells),
+            Sink::Parquet(rows) => rows.row(cells),
         }
-    }
-
-    fn csv_line(&mut self, cells: &[String]) -> io::Result<()> {
-        for (i, cell) in cells.iter().enumerate() {
-            if i > 0 {
-                self.out.write_all(b",")?;
-            }
-            write_csv_cell(&mut self.out, &csv_safe(cell))?;
-        }
-        self.out.write_all(b"\r\n")
-    }
-
-    fn json_line(&mut self, cells: &[String]) -> io::Result<()> {
-        self.out.write_all(b"{")?;
-        for (i, (key, cell)) in self.keys.iter().zip(cells).enumerate() {
-            if i > 0 {
-                self.out.write_all(b",")?;
-            }
-            self.out.write_all(key.as_bytes())?;
-            if cell.is_empty() {
-                self.out.write_all(b"null")?;
-            } else {
-                self.out.write_all(json_string(cell).as_bytes())?;
-            }
-        }
-        self.out.write_all(b"}\n")
     }
 
     /// Flushes everything to the sink; returns it with the body's size and
     /// SHA-256 (lowercase hex).
     pub(super) fn finish(self) -> io::Result<(W, u64, String)> {
-        let mut digesting = self.out.into_inner().map_err(|e| e.into_error())?;
+        let buffered = match self.out {
+            Sink::Text(out) => *out,
+            Sink::Parquet(rows) => rows.finish()?,
+        };
+        let mut digesting = buffered.into_inner().map_err(|e| e.into_error())?;
         digesting.flush()?;
         let hex = hex::encode(digesting.digest.finish());
         Ok((digesting.inner, digesting.bytes, hex))
     }
+}
+
+fn csv_line(out: &mut impl Write, cells: &[String]) -> io::Result<()> {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        write_csv_cell(out, &csv_safe(cell))?;
+    }
+    out.write_all(b"\r\n")
+}
+
+fn json_line(out: &mut impl Write, keys: &[String], cells: &[String]) -> io::Result<()> {
+    out.write_all(b"{")?;
+    for (i, (key, cell)) in keys.iter().zip(cells).enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(key.as_bytes())?;
+        if cell.is_empty() {
+            out.write_all(b"null")?;
+        } else {
+            out.write_all(json_string(cell).as_bytes())?;
+        }
+    }
+    out.write_all(b"}\n")
 }
 
 /// A cell per RFC 4180: quoted (inner quotes doubled) when it holds a

@@ -6,10 +6,16 @@
 //! k-anonymity in a stream: a streamed body cannot take back rows it has
 //! sent, so [`run`] makes two passes over the same ordered, limited query.
 //! Pass one counts the equivalence classes of the desensitized
-//! quasi-identifier tuples; pass two writes only the rows whose class has
-//! at least k members. Memory is bounded by the number of distinct
-//! classes, never by the number of rows. Without quasi-identifier columns
-//! there is one pass.
+//! quasi-identifier tuples at every generalization level at once (the
+//! policy's, and up to [`kanon::MAX_GENERALIZATION`] steps coarser) and
+//! picks the first level whose small classes hold few enough rows;
+//! pass two writes, at that level, only the rows whose class has at least
+//! k members. Generalizing comes first, suppressing second. Memory is
+//! bounded by the number of distinct classes, never by the number of rows.
+//! Without quasi-identifier columns there is one pass.
+//!
+//! Every extract also returns a [`TokenSketch`] of the pseudonym tokens
+//! it wrote (bounded, see [`crate::trace`]), for the catalog to keep.
 //!
 //! What this module never does: splice a value into SQL, write a cell that
 //! did not pass through the [`Desensitizer`], open a socket, or know about
@@ -17,6 +23,7 @@
 //! response body) and the row counter.
 
 mod format;
+mod parquet;
 mod query;
 
 use std::io::{self, Write};
@@ -25,9 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ring::hmac;
 use rusqlite::Connection;
 
-use crate::desensitize::kanon::EquivalenceClasses;
-use crate::desensitize::Desensitizer;
+use crate::desensitize::kanon::{self, EquivalenceClasses};
+use crate::desensitize::{Desensitizer, Technique};
 use crate::keys::PseudonymRoot;
+use crate::trace::{TokenSketch, EXTRACT_CAPACITY};
 
 pub use format::Format;
 pub use query::{Selection, WhereClause};
@@ -54,37 +62,62 @@ pub struct Outcome {
     /// Rows withheld because their quasi-identifier class was smaller
     /// than k.
     pub rows_suppressed: u64,
+    /// Steps beyond the policy the quasi-identifiers were generalized to
+    /// reach k-anonymity before suppressing (see [`kanon::choose_level`]).
+    pub generalization_level: u32,
     /// Bytes written.
     pub bytes: u64,
     /// SHA-256 of the body, lowercase hex.
     pub body_sha256: String,
+    /// A sample of the pseudonym tokens written, for leak tracing
+    /// ([`crate::trace`]).
+    pub sketch: TokenSketch,
 }
 
 /// Runs one extract: `selection` from `conn`, desensitized by `d` (whose
-/// plan must be for `selection.columns`, in the same order), classes of
+/// plan must be for `selection.columns`, in the same order), its
+/// quasi-identifiers generalized as far as k-anonymity needs (`d` is left
+/// at the chosen level, so its plan is what was released), classes of
 /// fewer than `k` rows suppressed, written to `sink` as `format`. Each
 /// written row increments `rows`. Returns the sink and the outcome.
-pub fn run<W: Write>(
+pub fn run<W: Write + Send>(
     conn: &Connection,
     selection: &Selection,
-    d: &Desensitizer,
+    d: &mut Desensitizer,
     k: usize,
     format: Format,
     sink: W,
     rows: &AtomicU64,
 ) -> Result<(W, Outcome), ExtractError> {
-    let classes = count_classes(conn, selection, d)?;
+    let classes = count_classes(conn, selection, d, k)?;
     let names: Vec<String> = d.plan().iter().map(|p| p.name.clone()).collect();
     let mut writer = format::RowWriter::new(sink, format, &names)?;
     let mut out = Vec::with_capacity(names.len());
+    let mut key = Vec::with_capacity(d.quasi_identifiers().len());
     let (mut written, mut suppressed) = (0u64, 0u64);
+    let tokens: Vec<usize> = (d.plan().iter().enumerate())
+        .filter(|(_, p)| p.technique == Technique::Pseudonymize)
+        .map(|(i, _)| i)
+        .collect();
+    let mut sketch = TokenSketch::new(EXTRACT_CAPACITY);
+    let d = &*d;
     selection.for_each_row(conn, |row| {
         d.apply_row(row, &mut out);
-        if classes.as_ref().is_some_and(|c| !c.admits(&out, k)) {
-            suppressed += 1;
-            return Ok(());
+        if let Some(c) = &classes {
+            key.resize_with(d.quasi_identifiers().len(), String::new);
+            for (cell, &i) in key.iter_mut().zip(d.quasi_identifiers()) {
+                cell.clear();
+                cell.push_str(&out[i]);
+            }
+            if !c.admits(&key, k) {
+                suppressed += 1;
+                return Ok(());
+            }
         }
         writer.row(&out)?;
+        tokens.iter().for_each(|&i| {
+            sketch.observe(&out[i]);
+        });
         written += 1;
         rows.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -93,30 +126,66 @@ pub fn run<W: Write>(
     let outcome = Outcome {
         rows: written,
         rows_suppressed: suppressed,
+        generalization_level: d.generalization_level(),
         bytes,
         body_sha256,
+        sketch,
     };
     Ok((sink, outcome))
 }
 
-/// Pass one: the equivalence classes of the desensitized quasi-identifier
-/// tuples, or `None` when no selected column is a quasi-identifier.
+/// Pass one: counts the classes of the quasi-identifier tuples, picks the
+/// generalization level ([`kanon::choose_level`]), sets `d` to it and
+/// returns that level's classes (over tuples of the quasi-identifier cells
+/// only); `None` when no selected column is a quasi-identifier. The policy's
+/// own level is counted first; only if it would suppress too many rows are
+/// the coarser levels counted, all at once, in one more pass: the choice is
+/// the same as counting every level, and the common case reads the rows
+/// once. Memory: the distinct tuples of each level counted.
 fn count_classes(
     conn: &Connection,
     selection: &Selection,
-    d: &Desensitizer,
+    d: &mut Desensitizer,
+    k: usize,
 ) -> Result<Option<EquivalenceClasses>, ExtractError> {
     if d.quasi_identifiers().is_empty() {
         return Ok(None);
     }
-    let mut classes = EquivalenceClasses::new(d.quasi_identifiers());
-    let mut out = Vec::new();
+    let (mut levels, total) = count_levels(conn, selection, d, 0..=0)?;
+    if !kanon::suffices(&levels[0], k, total) {
+        let (coarser, _) = count_levels(conn, selection, d, 1..=kanon::MAX_GENERALIZATION)?;
+        levels.extend(coarser);
+    }
+    let level = kanon::choose_level(&levels, k, total);
+    d.set_generalization_level(level);
+    Ok(levels.into_iter().nth(level as usize))
+}
+
+/// The classes at each of `range`'s generalization levels, in one pass,
+/// and the number of rows.
+fn count_levels(
+    conn: &Connection,
+    selection: &Selection,
+    d: &Desensitizer,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(Vec<EquivalenceClasses>, u64), ExtractError> {
+    let n = d.quasi_identifiers().len();
+    let all: Vec<usize> = (0..n).collect();
+    let mut levels: Vec<EquivalenceClasses> = range
+        .clone()
+        .map(|_| EquivalenceClasses::new(&all))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    let mut total = 0u64;
     selection.for_each_row(conn, |row| {
-        d.apply_row(row, &mut out);
-        classes.observe(&out);
+        total += 1;
+        for (level, classes) in range.clone().zip(levels.iter_mut()) {
+            d.quasi_identifiers_at(row, level, &mut out);
+            classes.observe(&out);
+        }
         Ok(())
     })?;
-    Ok(Some(classes))
+    Ok((levels, total))
 }
 
 /// The recipient fingerprint of an extract: HMAC-SHA256 of the recipient's

@@ -72,7 +72,8 @@ impl Fixture {
             .map(|n| self.columns.iter().find(|c| c.name == *n).unwrap().clone())
             .collect();
         let policy = Policy::default_v1();
-        let d = Desensitizer::new(&cols, Tier::Two, &policy, &grant_key(&root(), grant)).unwrap();
+        let mut d =
+            Desensitizer::new(&cols, Tier::Two, &policy, &grant_key(&root(), grant)).unwrap();
         let selection = Selection {
             columns: names.iter().map(|s| s.to_string()).collect(),
             filter: None,
@@ -82,7 +83,7 @@ impl Fixture {
         let (body, outcome) = run(
             self.file.connection(),
             &selection,
-            &d,
+            &mut d,
             policy.k(),
             format,
             Vec::new(),
@@ -136,11 +137,28 @@ impl ExtractManifestDigest {
 }
 
 #[test]
-fn small_classes_are_suppressed() {
+fn quasi_identifiers_are_generalized_before_rows_are_suppressed() {
+    // 60 rows over 12 districts: some districts have fewer than 5 rows,
+    // more than 1% of the rows; cities (北京市) hold all 60.
     let f = fixture(60);
-    let (_, outcome) = f.extract(&["id", "address"], "g-1", Format::Jsonl);
-    assert!(outcome.rows_suppressed > 0, "{outcome:?}");
-    assert_eq!(outcome.rows + outcome.rows_suppressed, 60);
+    let (body, outcome) = f.extract(&["id", "address"], "g-1", Format::Jsonl);
+    assert_eq!(outcome.generalization_level, 1, "{outcome:?}");
+    assert_eq!((outcome.rows, outcome.rows_suppressed), (60, 0));
+    assert!(
+        body.lines().all(|l| l.contains("\"address\":\"北京市\"")),
+        "{body}"
+    );
+}
+
+#[test]
+fn classes_no_generalization_can_merge_are_suppressed() {
+    let mut f = fixture(60);
+    // A quasi-identifier released as stored (each id is its own class).
+    f.columns[0].quasi_identifier = true;
+    let (body, outcome) = f.extract(&["id", "address"], "g-1", Format::Jsonl);
+    assert_eq!((outcome.rows, outcome.rows_suppressed), (0, 60));
+    assert_eq!(outcome.generalization_level, 0);
+    assert!(body.is_empty(), "{body}");
 }
 
 #[test]

@@ -108,6 +108,10 @@ pub struct ImportOptions {
     /// the report (a missing one is an [`ImportError::Header`], before any
     /// row is written).
     pub quasi_identifiers: Vec<String>,
+    /// When set, the only header names allowed (the fields a sharing
+    /// application approved); any other column is an
+    /// [`ImportError::Header`], before any row is written.
+    pub allowed_columns: Option<Vec<String>>,
 }
 
 impl Default for ImportOptions {
@@ -118,6 +122,7 @@ impl Default for ImportOptions {
             max_field_bytes: 1024 * 1024,
             max_reported_errors: 100,
             quasi_identifiers: Vec::new(),
+            allowed_columns: None,
         }
     }
 }
@@ -245,6 +250,20 @@ pub fn import_rows(
     };
     let names = records.header(&mut input)?;
     header::check(&names, &opts.quasi_identifiers)?;
+    if let Some(allowed) = &opts.allowed_columns {
+        let excess: Vec<&str> = names
+            .iter()
+            .filter(|n| !allowed.contains(n))
+            .map(String::as_str)
+            .collect();
+        if !excess.is_empty() {
+            return Err(ImportError::Header {
+                problem: format!(
+                    "columns {excess:?} exceed the fields approved in the sharing application"
+                ),
+            });
+        }
+    }
     let mut copy = Copy {
         input,
         records: records.as_mut(),

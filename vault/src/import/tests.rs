@@ -213,6 +213,13 @@ fn bad_inputs_are_refused_and_leave_no_rows() {
     refused(&b"a,b\n1,2\n"[..], &qi, |e| {
         header_problem(e).contains("\"zip\"")
     });
+    let approved = ImportOptions {
+        allowed_columns: Some(vec!["a".into()]),
+        ..ImportOptions::default()
+    };
+    refused(&b"a,b\n1,2\n"[..], &approved, |e| {
+        header_problem(e).contains("[\"b\"] exceed the fields approved")
+    });
 }
 
 #[test]

@@ -108,14 +108,19 @@ pub fn split_json_lines(jsonl: &[u8]) -> Vec<&[u8]> {
     body.split(|&b| b == b'\n').collect()
 }
 
-/// Parses an `entries.log` file into entry bytes and their stored leaf hashes.
+/// Parses an `entries.log` file into entry bytes and their stored leaf
+/// hashes. The log ends at its end or where only zeros follow (space the
+/// writer preallocated; entries are never empty).
 pub fn parse_entries_log(log: &[u8]) -> Result<Vec<(&[u8], Hash)>, VerifyError> {
     let (mut out, mut rest) = (Vec::new(), log);
-    while !rest.is_empty() {
+    while !rest.is_empty() && rest.iter().any(|&b| b != 0) {
         let index = out.len() as u64;
         let bad = VerifyError::MalformedLog { index };
         let len = rest.get(..4).ok_or(bad.clone())?;
         let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if n == 0 {
+            return Err(bad);
+        }
         let rec = rest.get(..n + RECORD_OVERHEAD).ok_or(bad.clone())?;
         let hash = Hash::try_from(&rec[4 + n..]).map_err(|_| bad)?;
         out.push((&rec[4..4 + n], hash));

@@ -1,8 +1,9 @@
 //! The group-commit writer thread.
 //!
 //! Appenders send jobs over a channel. The writer takes every job waiting,
-//! writes their records with one `write_all`, calls one `fdatasync`, and only
-//! then adds the leaves to the tree and answers each job with its index. If
+//! writes their records with one positioned write into preallocated space
+//! (see [`super::store`]), calls one `fdatasync`, and only then adds the
+//! leaves to the tree and answers each job with its index. If
 //! the write or the sync fails, every job in the batch gets
 //! [`LedgerError::Io`] and the ledger stays failed: later jobs get
 //! [`LedgerError::Failed`], because bytes of unknown state may now sit at the
@@ -14,7 +15,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use super::store::{encode_record, LogFile};
+use super::store::{encode_record, LogFile, PREALLOCATE};
 use super::{LedgerError, Shared};
 
 /// Upper bounds (seconds) of the fsync latency buckets; a last bucket is `+Inf`.
@@ -71,8 +72,17 @@ pub(crate) struct Job {
 /// Most jobs committed in one batch.
 const MAX_BATCH: usize = 4096;
 
-/// Runs until every sender is gone.
-pub(crate) fn run(rx: Receiver<Job>, mut log: Box<dyn LogFile>, shared: Arc<Shared>) {
+/// The log file and how far it is allocated.
+struct Log {
+    file: Box<dyn LogFile>,
+    /// File length: records end at the index's `end`, zeros follow.
+    allocated: u64,
+}
+
+/// Runs until every sender is gone, then trims the unused preallocation.
+pub(crate) fn run(rx: Receiver<Job>, file: Box<dyn LogFile>, shared: Arc<Shared>) {
+    let allocated = shared.read_index().end;
+    let mut log = Log { file, allocated };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -81,16 +91,24 @@ pub(crate) fn run(rx: Receiver<Job>, mut log: Box<dyn LogFile>, shared: Arc<Shar
                 Err(_) => break,
             }
         }
-        commit(&mut *log, &shared, batch);
+        commit(&mut log, &shared, batch);
         if !shared.failed.load(Ordering::SeqCst) {
             // A failed periodic checkpoint is retried by the next batch or by
             // `Ledger::checkpoint`, which reports the error.
             let _ = shared.checkpoint_if_due();
         }
     }
+    if !shared.failed.load(Ordering::SeqCst) {
+        // A clean close leaves the file exactly as long as its records; if
+        // this fails, the next open trims the zeros instead.
+        let end = shared.read_index().end;
+        if log.file.set_len(end).is_ok() {
+            let _ = log.file.sync_data();
+        }
+    }
 }
 
-fn commit(log: &mut dyn LogFile, shared: &Shared, batch: Vec<Job>) {
+fn commit(log: &mut Log, shared: &Shared, batch: Vec<Job>) {
     if shared.failed.load(Ordering::SeqCst) {
         batch
             .into_iter()
@@ -102,7 +120,8 @@ fn commit(log: &mut dyn LogFile, shared: &Shared, batch: Vec<Job>) {
         .iter()
         .map(|j| encode_record(&j.bytes, &mut buf))
         .collect();
-    if let Err(e) = write_and_sync(log, shared, &buf) {
+    let offset = shared.read_index().end;
+    if let Err(e) = write_and_sync(log, shared, &buf, offset) {
         shared.failed.store(true, Ordering::SeqCst);
         for job in batch {
             let source = io::Error::new(e.kind(), e.to_string());
@@ -129,10 +148,16 @@ fn commit(log: &mut dyn LogFile, shared: &Shared, batch: Vec<Job>) {
     }
 }
 
-fn write_and_sync(log: &mut dyn LogFile, shared: &Shared, buf: &[u8]) -> io::Result<()> {
-    log.write_all(buf)?;
+fn write_and_sync(log: &mut Log, shared: &Shared, buf: &[u8], offset: u64) -> io::Result<()> {
+    let needed = offset + buf.len() as u64;
+    if needed > log.allocated {
+        let to = needed.div_ceil(PREALLOCATE) * PREALLOCATE;
+        log.file.preallocate(log.allocated, to)?;
+        log.allocated = to;
+    }
+    log.file.write_all_at(buf, offset)?;
     let started = Instant::now();
-    let synced = log.sync_data();
+    let synced = log.file.sync_data();
     let seconds = started.elapsed().as_secs_f64();
     shared.fsyncs.fetch_add(1, Ordering::Relaxed);
     shared

@@ -51,7 +51,8 @@ pub struct ErasedDataset {
     pub grade: String,
     /// Rows before destruction.
     pub row_count: u64,
-    /// SHA-256 over the rows in row order (see `erase::content_digest`).
+    /// SHA-256 over the rows in row order (see `erase::content_digest`),
+    /// as recorded at import (datasets are written once).
     pub content_sha256: String,
 }
 
@@ -61,7 +62,9 @@ pub struct ErasedDataset {
 pub struct Scope {
     /// The keys destroyed, e.g. `dataset-key:loans`, `zone-key:finance`.
     pub keys: Vec<String>,
-    /// The files overwritten and unlinked, relative to the data directory.
+    /// The files whose head (header, salt, schema pages) was overwritten
+    /// and which were then truncated and unlinked, relative to the data
+    /// directory.
     pub files: Vec<String>,
     /// Which copies the key destruction covers.
     pub backups: String,
@@ -75,13 +78,24 @@ pub struct Verification {
     pub wrapped_keys_absent: bool,
     /// None of the scope's files exists any more.
     pub files_absent: bool,
-    /// A copy of each file, taken before the erase, opened with the
-    /// dataset's own key (the probe works).
+    /// A copy of the head of each file (its first MiB: header and schema
+    /// pages, which only the dataset key decrypts), taken before the
+    /// erase, opened with the dataset's own key (the probe works).
     pub copy_opened_before: bool,
     /// Dataset keys the appliance still holds that were tried on the copy.
     pub remaining_keys_tried: u64,
     /// How many of them opened it (must be 0).
     pub remaining_keys_opened: u64,
+    /// The catalog was moved to a fresh key epoch after the key deletion.
+    #[serde(default)]
+    pub catalog_rekeyed: bool,
+    /// Catalog keys the appliance can still derive that were tried on a
+    /// copy of the catalog taken before the erase.
+    #[serde(default)]
+    pub catalog_keys_tried: u64,
+    /// How many of them opened it (must be 0).
+    #[serde(default)]
+    pub catalog_keys_opened: u64,
 }
 
 /// A destruction certificate. Serialized with the fields in this order.
@@ -155,7 +169,10 @@ impl DestructionCertificate {
     /// Whether every verification passed.
     pub fn verified(&self) -> bool {
         let v = &self.verification;
-        v.wrapped_keys_absent && v.files_absent && v.remaining_keys_opened == 0
+        v.wrapped_keys_absent
+            && v.files_absent
+            && v.remaining_keys_opened == 0
+            && v.catalog_keys_opened == 0
     }
 }
 
@@ -248,6 +265,9 @@ pub(crate) mod tests {
                 copy_opened_before: true,
                 remaining_keys_tried: 2,
                 remaining_keys_opened: 0,
+                catalog_rekeyed: true,
+                catalog_keys_tried: 2,
+                catalog_keys_opened: 0,
             },
         }
     }

@@ -1,18 +1,26 @@
 //! Executing a destruction: cryptographic erase per NIST SP 800-88.
 //!
-//! For each dataset, in order: record its row count and content digest and
-//! copy its file aside (opened once with its own key, to show the copy is
-//! a working probe); drop its key (zeroized); delete the
-//! wrapped keys from the catalog in one transaction, then vacuum the
-//! catalog and truncate its WAL; overwrite the dataset file and its SQLite
-//! sidecars with zeros, fsync, unlink, fsync the directory. Then verify:
-//! the catalog re-read holds no wrapped key for the object, no file of the
-//! scope exists, and the saved copy opens with none of the dataset keys
-//! the appliance still holds; then the copy is shredded too.
+//! For each dataset, in order: take its row count and content digest (as
+//! recorded at import: datasets are written once; computed now only for
+//! datasets imported before digests were recorded) and copy the head of
+//! its file aside (the first [`PROBE_LEN`] bytes: the SQLCipher header and
+//! schema pages, which only the dataset's key decrypts; opened once with
+//! that key, to show the copy is a working probe); drop its key
+//! (zeroized). Copy the catalog aside too. Delete the wrapped keys from the
+//! catalog in one transaction, vacuum it and truncate its WAL; overwrite
+//! the head of each dataset file and its SQLite sidecars with zeros, fsync,
+//! truncate, unlink, fsync the directory; move the catalog to a fresh key
+//! epoch ([`Catalog::rotate_key`]). Then verify: the catalog re-read holds
+//! no wrapped key for the object, no file of the scope exists, the saved
+//! dataset heads open with none of the dataset keys the appliance still
+//! holds, and the saved catalog with none of the catalog keys it can still
+//! derive; then the copies are shredded too.
 //!
 //! The key deletion is the erase; the overwrite is defence in depth. Any
-//! backup of the encrypted file is unreadable because no copy of its key
-//! remains.
+//! backup of the encrypted files is unreadable because no copy of their
+//! keys remains, and a backup of the catalog (which held the wrapped keys)
+//! no longer opens. Nothing here reads every row or writes every byte, so
+//! the time taken does not grow with the dataset's size.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -26,15 +34,19 @@ use super::certificate::{
     DestructionCertificate, ErasedDataset, Scope, Verification, METHOD, STANDARD,
 };
 use super::destruction::{Destruction, DestructionObject};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{derivable_keys, Catalog, CatalogError};
 use crate::datadir::DataDir;
 use crate::dataset::{now_utc_seconds, rfc3339, Dataset};
 use crate::dataset_file::{DatasetFile, DatasetFileError};
 use crate::ids::DatasetId;
-use crate::keys::DatasetKey;
+use crate::keys::{CatalogRoot, DatasetKey};
 
 /// Overwrite buffer size.
 const CHUNK: usize = 1 << 20;
+/// Bytes of a dataset file copied as the probe, and overwritten before the
+/// file is truncated and unlinked: the header (with its salt) and the
+/// first pages, which hold the schema.
+pub const PROBE_LEN: u64 = 1 << 20;
 /// What every certificate says about backups.
 const BACKUPS: &str = "every copy and backup of the listed files, wherever kept: \
      they are encrypted under the destroyed keys, of which no copy remains";
@@ -89,6 +101,8 @@ pub struct Execution<'a> {
     pub datasets: Vec<(Dataset, DatasetKey)>,
     /// Every dataset key still held afterwards, for the verification.
     pub remaining_keys: Vec<DatasetKey>,
+    /// The root of the catalog's keys, to move it to a fresh epoch.
+    pub catalog_root: &'a CatalogRoot,
 }
 
 /// A dataset's state just before its erase, and a copy of its file.
@@ -107,9 +121,11 @@ pub fn execute(
     let mut snapshots = Vec::with_capacity(ex.datasets.len());
     let mut ids = Vec::with_capacity(ex.datasets.len());
     for (dataset, key) in ex.datasets {
-        snapshots.push(snapshot(datadir, &dataset, key)?);
+        let digest = catalog.content_digest(&dataset.id)?;
+        snapshots.push(snapshot(datadir, &dataset, key, digest)?);
         ids.push(dataset.id);
     }
+    let catalog_copy = copy_catalog(catalog, datadir)?;
     let zone = match &ex.destruction.object {
         DestructionObject::Zone(z) => Some(z),
         DestructionObject::Dataset(_) => None,
@@ -123,7 +139,16 @@ pub fn execute(
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(&dir))?;
-    let verification = verify(catalog, datadir, &ids, zone, &snapshots, &ex.remaining_keys)?;
+    catalog.rotate_key(datadir, ex.catalog_root)?;
+    let mut verification = verify(catalog, datadir, &ids, zone, &snapshots, &ex.remaining_keys)?;
+    let keys = derivable_keys(datadir, ex.catalog_root)?;
+    verification.catalog_rekeyed = true;
+    verification.catalog_keys_tried = keys.len() as u64;
+    verification.catalog_keys_opened = keys
+        .iter()
+        .filter(|k| Catalog::open(&catalog_copy, k).is_ok())
+        .count() as u64;
+    shred_with_sidecars(&catalog_copy)?;
     Ok(certificate(
         ex.destruction,
         ex.appliance_id,
@@ -134,8 +159,25 @@ pub fn execute(
     ))
 }
 
-/// Row count, content digest and first page of one dataset; drops `key`.
-fn snapshot(datadir: &DataDir, dataset: &Dataset, key: DatasetKey) -> Result<Snapshot, EraseError> {
+/// A copy of the catalog (checkpointed first) beside it, for the check
+/// that it no longer opens after the erase.
+fn copy_catalog(catalog: &mut Catalog, datadir: &DataDir) -> Result<PathBuf, EraseError> {
+    catalog.compact()?;
+    let copy = datadir.root().join("catalog.erase-probe");
+    shred_with_sidecars(&copy)?;
+    let from = datadir.catalog_path();
+    std::fs::copy(&from, &copy).map_err(io_err(&copy))?;
+    Ok(copy)
+}
+
+/// Row count, content digest and the head of one dataset's file; drops
+/// `key`. `digest` is the content digest recorded at import, if any.
+fn snapshot(
+    datadir: &DataDir,
+    dataset: &Dataset,
+    key: DatasetKey,
+    digest: Option<String>,
+) -> Result<Snapshot, EraseError> {
     let id = &dataset.id;
     let path = datadir.dataset_path(id);
     let grade = dataset.grade.map_or("ungraded", |g| g.as_str()).to_owned();
@@ -154,18 +196,30 @@ fn snapshot(datadir: &DataDir, dataset: &Dataset, key: DatasetKey) -> Result<Sna
         id: id.clone(),
         source,
     })?;
-    let (rows, ctx) = content_digest(file.connection()).map_err(|source| EraseError::Rows {
-        id: id.clone(),
-        source,
-    })?;
+    let (rows, sha256) = match digest {
+        Some(d) => (dataset.row_count, d),
+        None => {
+            let (rows, ctx) =
+                content_digest(file.connection()).map_err(|source| EraseError::Rows {
+                    id: id.clone(),
+                    source,
+                })?;
+            (rows, hex::encode(ctx.finish()))
+        }
+    };
     drop(file);
     let copy = probe_path(datadir, id);
     shred_with_sidecars(&copy)?;
-    std::fs::copy(&path, &copy).map_err(io_err(&copy))?;
+    copy_head(&path, &copy)?;
     let opened_with_own_key = opens_with(&copy, std::slice::from_ref(&key)) == 1;
     drop(key);
     Ok(Snapshot {
-        erased: erased(id, grade, rows, ctx),
+        erased: ErasedDataset {
+            id: id.to_string(),
+            grade,
+            row_count: rows,
+            content_sha256: sha256,
+        },
         copy: Some(copy),
         opened_with_own_key,
     })
@@ -178,6 +232,16 @@ fn erased(id: &DatasetId, grade: String, row_count: u64, ctx: Context) -> Erased
         row_count,
         content_sha256: hex::encode(ctx.finish()),
     }
+}
+
+/// Copies the first [`PROBE_LEN`] bytes of `from` to a new file `to`.
+fn copy_head(from: &Path, to: &Path) -> Result<(), EraseError> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    File::open(from)
+        .and_then(|f| f.take(PROBE_LEN).read_to_end(&mut head))
+        .map_err(io_err(from))?;
+    std::fs::write(to, &head).map_err(io_err(to))
 }
 
 /// SHA-256 over the `rows` table in rowid order. Each value is encoded as a
@@ -225,11 +289,32 @@ fn probe_path(datadir: &DataDir, id: &DatasetId) -> PathBuf {
     datadir.datasets_dir().join(format!("{id}.erase-probe"))
 }
 
-/// How many of `keys` open the file at `path`.
+/// How many of `keys` open the file (or file head) at `path`: keyed, its
+/// schema page decrypted (no journal mode switch, nothing written; SQLite
+/// may add `-wal`/`-shm` sidecars, which are shredded with the probe).
 fn opens_with(path: &Path, keys: &[DatasetKey]) -> u64 {
-    keys.iter()
-        .filter(|key| DatasetFile::open(path, key).is_ok())
-        .count() as u64
+    keys.iter().filter(|key| opens_read_only(path, key)).count() as u64
+}
+
+fn opens_read_only(path: &Path, key: &DatasetKey) -> bool {
+    use rusqlite::OpenFlags;
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
+        return false;
+    };
+    let hex = zeroize::Zeroizing::new(hex::encode(key.sqlcipher_key_bytes()));
+    let pragma = zeroize::Zeroizing::new(format!(
+        "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
+        hex.as_str()
+    ));
+    // A head copy is shorter than its header says; SQLite tolerates that
+    // only with writable_schema (nothing is written here).
+    conn.execute_batch(&pragma).is_ok()
+        && conn.execute_batch("PRAGMA writable_schema = ON;").is_ok()
+        && conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok()
 }
 
 /// Shreds `datasets/<id>.db` and its sidecars; returns the files removed,
@@ -267,14 +352,16 @@ fn shred_with_sidecars(path: &Path) -> Result<Vec<PathBuf>, EraseError> {
     Ok(removed)
 }
 
-/// Overwrites `path` with zeros, fsyncs and unlinks it; `false` if absent.
+/// Overwrites the head of `path` (its first [`PROBE_LEN`] bytes: header,
+/// salt, schema) with zeros, fsyncs, truncates and unlinks it; `false` if
+/// absent.
 fn shred_file(path: &Path) -> Result<bool, EraseError> {
     let mut file = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(io_err(path)(e)),
     };
-    let len = file.metadata().map_err(io_err(path))?.len();
+    let len = file.metadata().map_err(io_err(path))?.len().min(PROBE_LEN);
     let zeros = vec![0u8; CHUNK];
     let mut left = len;
     while left > 0 {
@@ -282,6 +369,8 @@ fn shred_file(path: &Path) -> Result<bool, EraseError> {
         file.write_all(&zeros[..n]).map_err(io_err(path))?;
         left -= n as u64;
     }
+    file.sync_all().map_err(io_err(path))?;
+    file.set_len(0).map_err(io_err(path))?;
     file.sync_all().map_err(io_err(path))?;
     drop(file);
     std::fs::remove_file(path).map_err(io_err(path))?;
@@ -321,6 +410,9 @@ fn verify(
         copy_opened_before: snapshots.iter().all(|s| s.opened_with_own_key),
         remaining_keys_tried: tried,
         remaining_keys_opened: opened,
+        catalog_rekeyed: false,
+        catalog_keys_tried: 0,
+        catalog_keys_opened: 0,
     })
 }
 
@@ -383,13 +475,15 @@ mod tests {
         datadir: DataDir,
         cat: Catalog,
         zone_key: ZoneKey,
+        root: CatalogRoot,
     }
 
     fn setup() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let datadir = DataDir::create(&dir.path().join("data")).unwrap();
         let master = MasterKey::generate().unwrap();
-        let mut cat = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
+        let root = master.catalog_root();
+        let mut cat = crate::catalog::create_catalog(&datadir, &root).unwrap();
         let zone = Zone::new(
             "z".parse().unwrap(),
             "n".into(),
@@ -405,6 +499,7 @@ mod tests {
             datadir,
             cat,
             zone_key,
+            root,
         }
     }
 
@@ -466,10 +561,26 @@ mod tests {
             appliance_id: "a",
             datasets: vec![(gone.clone(), s.key(&gone))],
             remaining_keys: vec![s.key(&kept)],
+            catalog_root: &s.root,
         };
+        let catalog_copy = s.datadir.root().join("backup-of-catalog.db");
+        s.cat.compact().unwrap();
+        std::fs::copy(s.datadir.catalog_path(), &catalog_copy).unwrap();
         let cert = execute(&mut s.cat, &s.datadir, ex).unwrap();
         assert!(cert.verified(), "{cert:?}");
         assert!(cert.verification.copy_opened_before);
+        assert!(cert.verification.catalog_rekeyed);
+        assert_eq!(
+            (
+                cert.verification.catalog_keys_tried,
+                cert.verification.catalog_keys_opened
+            ),
+            (2, 0)
+        );
+        for key in derivable_keys(&s.datadir, &s.root).unwrap() {
+            assert!(Catalog::open(&catalog_copy, &key).is_err());
+        }
+        std::fs::remove_file(&catalog_copy).unwrap();
         assert_eq!(
             (
                 cert.datasets[0].row_count,
@@ -490,6 +601,59 @@ mod tests {
         std::fs::remove_file(&copy).unwrap();
         assert!(!dir_contains(s.datadir.root(), &wrapped_bytes));
         assert!(DatasetFile::open(&s.datadir.dataset_path(&kept.id), &s.key(&kept)).is_ok());
+    }
+
+    #[test]
+    fn a_file_larger_than_the_probe_and_a_recorded_digest() {
+        let mut s = setup();
+        let (big, _) = s.dataset("big", 0);
+        let key = s.key(&big);
+        {
+            let file = DatasetFile::open(&s.datadir.dataset_path(&big.id), &key).unwrap();
+            let conn = file.connection();
+            conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+                 INSERT INTO rows SELECT printf('%0500d', i), i FROM n",
+                [],
+            )
+            .unwrap();
+            file.checkpoint().unwrap();
+        }
+        let path = s.datadir.dataset_path(&big.id);
+        assert!(std::fs::metadata(&path).unwrap().len() > PROBE_LEN);
+        s.cat
+            .set_content_digest(&big.id, "recorded-at-import")
+            .unwrap();
+        let mut d = Destruction::request(
+            "dx-2".into(),
+            DestructionObject::Dataset(big.id.clone()),
+            big.zone.clone(),
+            "retention",
+            "r",
+            "op",
+        )
+        .unwrap();
+        d.decide(true, "reg").unwrap();
+        let ex = Execution {
+            destruction: &d,
+            appliance_id: "a",
+            datasets: vec![(big.clone(), key)],
+            remaining_keys: vec![],
+            catalog_root: &s.root,
+        };
+        let cert = execute(&mut s.cat, &s.datadir, ex).unwrap();
+        assert!(cert.verified(), "{cert:?}");
+        assert!(
+            cert.verification.copy_opened_before,
+            "the head alone opens with its key"
+        );
+        assert_eq!(cert.datasets[0].content_sha256, "recorded-at-import");
+        assert!(!path.exists());
+        let left: Vec<_> = std::fs::read_dir(s.datadir.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.iter().any(|n| n.contains("probe")), "{left:?}");
     }
 
     fn dir_contains(dir: &Path, needle: &[u8]) -> bool {

@@ -9,6 +9,8 @@
 //!   cryptographic erase) and verifies it.
 //! - [`certificate`] signs and verifies the destruction certificate with
 //!   the ledger's key.
+//! - [`exit`] is a zone's exit procedure: grants revoked, use refused, a
+//!   zone-wide destruction filed, then `exited` once it executes.
 //!
 //! What it never does: decide who is a regulator (the API does), keep a
 //! copy of a destroyed key, or leave a dataset readable after its
@@ -17,6 +19,7 @@
 pub mod certificate;
 pub mod destruction;
 pub mod erase;
+pub mod exit;
 pub mod retention;
 
 use crate::catalog::{Catalog, CatalogError};

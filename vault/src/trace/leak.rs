@@ -1,0 +1,282 @@
+//! Reading a suspected leaked file (CSV with a header, or JSON Lines) into
+//! what tracing needs, in one streaming pass with bounded memory: a level
+//! sample of its pseudonym tokens ([`TokenSketch`]) and, per column, the
+//! distinct ranges (`[lo,hi)`) and bands (`lo-hi`) it shows.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufRead};
+
+use csv_core::{ReadRecordResult, Reader};
+
+use super::sketch::TokenSketch;
+
+/// Most tokens sampled from a leaked file (8 MiB or so).
+pub const LEAK_CAPACITY: usize = 1 << 20;
+/// Most distinct ranges or bands kept per column.
+const MAX_CELLS: usize = 1 << 16;
+/// Longest field accepted (bytes).
+const MAX_FIELD: usize = 1 << 20;
+/// Most columns accepted.
+const MAX_COLUMNS: usize = 4096;
+
+/// Why a file could not be read for tracing; the text names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LeakError {
+    /// Reading failed.
+    #[error("reading the file failed: {0}")]
+    Io(#[from] io::Error),
+    /// The content is not CSV or JSON Lines as extracts are written.
+    #[error("{0}")]
+    Format(String),
+}
+
+/// One column of a leaked file.
+#[derive(Debug, Clone, Default)]
+pub struct LeakColumn {
+    /// Its header (CSV) or key (JSON Lines).
+    pub name: String,
+    /// Distinct `[lo,hi)` ranges.
+    pub ranges: HashSet<(i64, i64)>,
+    /// Distinct `lo-hi` bands.
+    pub bands: HashSet<(i64, i64)>,
+}
+
+impl LeakColumn {
+    fn observe(&mut self, cell: &str) {
+        if let Some(r) = parse_range(cell) {
+            if self.ranges.len() < MAX_CELLS {
+                self.ranges.insert(r);
+            }
+        } else if let Some(b) = parse_band(cell) {
+            if self.bands.len() < MAX_CELLS {
+                self.bands.insert(b);
+            }
+        }
+    }
+}
+
+/// What tracing keeps of a leaked file.
+#[derive(Debug, Clone)]
+pub struct Leak {
+    /// The sampled pseudonym tokens.
+    pub tokens: TokenSketch,
+    /// Every column, in file order.
+    pub columns: Vec<LeakColumn>,
+    /// Data rows read.
+    pub rows: u64,
+    /// Sampled tokens by number of trailing zero bits (0 to 64).
+    levels: Vec<u64>,
+}
+
+impl Leak {
+    fn new(names: Vec<String>) -> Self {
+        let columns = names
+            .into_iter()
+            .map(|name| LeakColumn {
+                name,
+                ..LeakColumn::default()
+            })
+            .collect();
+        Self {
+            tokens: TokenSketch::new(LEAK_CAPACITY),
+            columns,
+            rows: 0,
+            levels: vec![0; 65],
+        }
+    }
+
+    /// Sampled tokens at `level` or above.
+    pub fn tokens_at(&self, level: u32) -> u64 {
+        let from = usize::try_from(level).unwrap_or(usize::MAX);
+        self.levels.iter().skip(from).sum()
+    }
+
+    fn count_levels(&mut self) {
+        self.levels = vec![0; 65];
+        for t in self.tokens.at(0) {
+            self.levels[t.trailing_zeros() as usize] += 1;
+        }
+    }
+
+    fn observe(&mut self, column: usize, cell: &str) {
+        let cell = cell.strip_prefix('\'').unwrap_or(cell).trim();
+        if cell.is_empty() || self.tokens.observe(cell) {
+            return;
+        }
+        if let Some(c) = self.columns.get_mut(column) {
+            c.observe(cell);
+        }
+    }
+
+    /// Reads a leaked file: JSON Lines if its first character is `{`,
+    /// else CSV whose first record is the header. A UTF-8 BOM is skipped.
+    pub fn read(mut input: impl BufRead) -> Result<Leak, LeakError> {
+        let head = input.fill_buf()?;
+        let bom = head.starts_with("\u{feff}".as_bytes());
+        if bom {
+            input.consume(3);
+        }
+        let first = input.fill_buf()?.iter().find(|b| !b.is_ascii_whitespace());
+        let mut leak = match first {
+            None => return Err(LeakError::Format("the file is empty".into())),
+            Some(b'{') => read_jsonl(input)?,
+            Some(_) => read_csv(input)?,
+        };
+        if leak.rows == 0 {
+            return Err(LeakError::Format("the file has no data rows".into()));
+        }
+        leak.count_levels();
+        Ok(leak)
+    }
+}
+
+fn read_jsonl(input: impl BufRead) -> Result<Leak, LeakError> {
+    let mut leak = Leak::new(Vec::new());
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (n, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
+            .map_err(|e| LeakError::Format(format!("line {}: not a JSON object: {e}", n + 1)))?;
+        for (key, value) in object {
+            let Some(text) = value.as_str() else { continue };
+            let next = index.len();
+            let column = *index.entry(key.clone()).or_insert(next);
+            if column == leak.columns.len() {
+                if column >= MAX_COLUMNS {
+                    return Err(LeakError::Format("too many distinct keys".into()));
+                }
+                leak.columns.push(LeakColumn {
+                    name: key,
+                    ..LeakColumn::default()
+                });
+            }
+            leak.observe(column, text);
+        }
+        leak.rows += 1;
+    }
+    Ok(leak)
+}
+
+/// Streams CSV records through `csv_core`; the first is the header.
+fn read_csv(mut input: impl BufRead) -> Result<Leak, LeakError> {
+    let mut reader = Reader::new();
+    let (mut field, mut ends) = (vec![0u8; 4096], vec![0usize; 64]);
+    let (mut out_len, mut ends_len) = (0, 0);
+    let mut leak: Option<Leak> = None;
+    let mut line = 1u64;
+    loop {
+        let chunk = input.fill_buf()?;
+        let (result, read, written, ended) =
+            reader.read_record(chunk, &mut field[out_len..], &mut ends[ends_len..]);
+        input.consume(read);
+        out_len += written;
+        ends_len += ended;
+        match result {
+            ReadRecordResult::InputEmpty => {}
+            ReadRecordResult::OutputFull => {
+                grow(&mut field, MAX_FIELD * 4, "a record is too long")?
+            }
+            ReadRecordResult::OutputEndsFull => grow(&mut ends, MAX_COLUMNS, "too many columns")?,
+            ReadRecordResult::Record => {
+                let record = cells(&field[..out_len], &ends[..ends_len], line)?;
+                take_record(&mut leak, record);
+                (out_len, ends_len) = (0, 0);
+                line += 1;
+            }
+            ReadRecordResult::End => break,
+        }
+    }
+    leak.ok_or_else(|| LeakError::Format("the file is empty".into()))
+}
+
+fn grow<T: Default + Clone>(buf: &mut Vec<T>, max: usize, problem: &str) -> Result<(), LeakError> {
+    if buf.len() >= max {
+        return Err(LeakError::Format(problem.into()));
+    }
+    buf.resize(buf.len() * 2, T::default());
+    Ok(())
+}
+
+fn cells<'a>(data: &'a [u8], ends: &[usize], line: u64) -> Result<Vec<&'a str>, LeakError> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| LeakError::Format(format!("record {line} is not UTF-8")))?;
+    let mut start = 0;
+    Ok(ends
+        .iter()
+        .map(|&end| {
+            let cell = text.get(start..end).unwrap_or("");
+            start = end;
+            cell
+        })
+        .collect())
+}
+
+fn take_record(leak: &mut Option<Leak>, record: Vec<&str>) {
+    match leak {
+        None => *leak = Some(Leak::new(record.iter().map(|s| (*s).to_owned()).collect())),
+        Some(l) => {
+            for (i, cell) in record.iter().enumerate() {
+                l.observe(i, cell);
+            }
+            l.rows += 1;
+        }
+    }
+}
+
+/// `[lo,hi)` with integer bounds, `lo < hi`.
+pub fn parse_range(cell: &str) -> Option<(i64, i64)> {
+    let (lo, hi) = cell.strip_prefix('[')?.strip_suffix(')')?.split_once(',')?;
+    let (lo, hi): (i64, i64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo < hi).then_some((lo, hi))
+}
+
+/// `lo-hi` with non-negative integer bounds, `lo <= hi`.
+pub fn parse_band(cell: &str) -> Option<(i64, i64)> {
+    let (lo, hi) = cell.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(lo) || !digits(hi) {
+        return None;
+    }
+    let (lo, hi): (i64, i64) = (lo.parse().ok()?, hi.parse().ok()?);
+    (lo <= hi).then_some((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_jsonl_leaks_are_read_by_column() {
+        let csv = "\u{feff}name,amount,age\r\nNAME-aaaaaaaaaaaaaaab,\"[1000,2000)\",30-39\r\n\
+                   NAME-aaaaaaaaaaaaaaac,\"[0,2000)\",20-39\r\n,,\r\n";
+        let leak = Leak::read(csv.as_bytes()).unwrap();
+        assert_eq!(leak.rows, 3);
+        assert_eq!(leak.tokens.len(), 2);
+        let names: Vec<&str> = leak.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["name", "amount", "age"]);
+        assert_eq!(leak.columns[1].ranges.len(), 2);
+        assert!(leak.columns[2].bands.contains(&(20, 39)));
+
+        let jsonl = "{\"amount\":\"[1000,2000)\",\"id\":7,\"name\":\"NAME-aaaaaaaaaaaaaaab\"}\n";
+        let leak = Leak::read(jsonl.as_bytes()).unwrap();
+        assert_eq!((leak.rows, leak.tokens.len()), (1, 1));
+        assert!(leak.columns[0].ranges.contains(&(1000, 2000)));
+    }
+
+    #[test]
+    fn empty_and_malformed_files_are_refused() {
+        for bad in ["", "  \n", "a,b\r\n"] {
+            assert!(
+                matches!(Leak::read(bad.as_bytes()), Err(LeakError::Format(_))),
+                "{bad:?}"
+            );
+        }
+        let err = Leak::read("{\"a\":1}\nnot json\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert_eq!(parse_range("[5,1)"), None);
+        assert_eq!(parse_band("2024-03"), None);
+    }
+}
