@@ -237,16 +237,30 @@ async fn techniques(server: &Server, extract_id: &str) -> Result<Vec<(String, St
         .get(&format!("/v1/extracts/{extract_id}/manifest"))
         .await?;
     ensure!(status == StatusCode::OK, "manifest: {status}");
-    let manifest: Value = serde_json::from_slice(&body).context("manifest is not JSON")?;
+    // A signed note: a header line, then the manifest as one JSON line.
+    let text = String::from_utf8_lossy(&body);
+    let json = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .context("manifest has no JSON line")?;
+    let manifest: Value = serde_json::from_str(json).context("manifest is not JSON")?;
     let columns = manifest["columns"].as_array().cloned().unwrap_or_default();
     Ok(columns
         .iter()
         .map(|c| {
             let name = c["name"].as_str().unwrap_or("?").to_owned();
-            let technique = c["technique"].as_str().unwrap_or("?").to_owned();
-            (name, technique)
+            (name, technique_name(&c["technique"]))
         })
         .collect())
+}
+
+/// `"keep"`, or the tag of a technique with parameters (`{"mask": …}`).
+fn technique_name(t: &Value) -> String {
+    match t {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m.keys().cloned().collect::<Vec<_>>().join("+"),
+        other => other.to_string(),
+    }
 }
 
 /// The same generated rows in an unencrypted SQLite database (not timed).

@@ -95,11 +95,28 @@ impl Drop for Server {
     }
 }
 
-/// The `unseal_ms=…` field of the server's "master key unsealed" line.
+/// The `unseal_ms=…` field of the server's "master key unsealed" line
+/// (the log may carry ANSI colour codes).
 fn logged_unseal_ms(log: &str) -> Option<f64> {
     let line = log.lines().find(|l| l.contains("master key unsealed"))?;
+    let line = strip_ansi(line);
     let value = line.split("unseal_ms=").nth(1)?.split_whitespace().next()?;
     value.trim_matches('"').parse().ok()
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn wait_listening(child: &mut Child, port: u16, appliance: &Appliance) -> Result<()> {
@@ -129,6 +146,8 @@ mod tests {
         let log = "2026-11-29T09:00:00Z  INFO zonevault: core dumps disabled\n\
                    2026-11-29T09:00:01Z  INFO zonevault::commands::serve: master key unsealed unseal_ms=41.7\n";
         assert_eq!(logged_unseal_ms(log), Some(41.7));
+        let coloured = "\u{1b}[32m INFO\u{1b}[0m master key unsealed \u{1b}[3munseal_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m12.5\n";
+        assert_eq!(logged_unseal_ms(coloured), Some(12.5));
         assert_eq!(logged_unseal_ms("nothing here\n"), None);
     }
 }

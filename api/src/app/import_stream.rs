@@ -27,7 +27,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
-use vault::catalog::CatalogError;
+use vault::catalog::{Catalog, CatalogError};
 use vault::dataset::{Dataset, DatasetSource, DatasetState};
 use vault::dataset_file::DatasetFile;
 use vault::ids::DatasetId;
@@ -226,6 +226,13 @@ async fn run_import(
             tracing::debug!(rows, bytes, "import progress");
         };
         let result = import_rows(&mut reader, &mut file, &options, &mut progress);
+        // Leave the rows in the main file and an empty WAL: later readers
+        // need not replay it and a destruction has no large WAL to free.
+        if result.is_ok() {
+            if let Err(e) = file.checkpoint() {
+                tracing::warn!(error = %e, "dataset WAL not checkpointed after import");
+            }
+        }
         drop(file);
         result
     });
@@ -344,8 +351,8 @@ fn finish(state: &AppState, dataset: &Dataset, report: ImportReport) -> Answer {
             .into());
         }
     };
+    record_digest(&mut catalog, dataset, &report.content_sha256);
     drop(catalog);
-    record_digest(state, dataset);
     let audit = Audit {
         resources: vec![
             format!("zone:{}", dataset.zone),
@@ -365,39 +372,18 @@ fn finish(state: &AppState, dataset: &Dataset, report: ImportReport) -> Answer {
     answer(StatusCode::OK, body, audit)
 }
 
-/// Replaces the dataset's file with an empty one (same key) after a
-/// failed catalog update, so no rows outlive the failed import.
-/// Records the content digest of the rows just imported, so that a
-/// destruction certifies it without reading every row (datasets are
-/// written once). On failure the destruction computes it itself.
-fn record_digest(state: &AppState, dataset: &Dataset) {
-    let result = (|| -> Result<(), ApiError> {
-        let key = {
-            let catalog = catalog(state)?;
-            let zone_wrapped = catalog
-                .zone_wrapped_key(&dataset.zone)
-                .map_err(catalog_error)?;
-            let wrapped = catalog
-                .dataset_wrapped_key(&dataset.id)
-                .map_err(catalog_error)?;
-            state
-                .keys
-                .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
-                .map_err(ApiError::internal)?
-        };
-        let path = state.zones.datadir.dataset_path(&dataset.id);
-        let file = DatasetFile::open(&path, &key).map_err(ApiError::internal)?;
-        let (_, ctx) = vault::lifecycle::erase::content_digest(file.connection())
-            .map_err(ApiError::internal)?;
-        catalog(state)?
-            .set_content_digest(&dataset.id, &hex::encode(ctx.finish()))
-            .map_err(ApiError::internal)
-    })();
-    if let Err(e) = result {
+/// Records the content digest the importer computed while writing the
+/// rows, so that a destruction certifies it without reading every row
+/// (datasets are written once). On failure the destruction computes it
+/// itself.
+fn record_digest(catalog: &mut Catalog, dataset: &Dataset, sha256: &str) {
+    if let Err(e) = catalog.set_content_digest(&dataset.id, sha256) {
         tracing::warn!(dataset = %dataset.id, error = %e, "content digest not recorded");
     }
 }
 
+/// Replaces the dataset's file with an empty one (same key) after a
+/// failed catalog update, so no rows outlive the failed import.
 fn discard_rows(state: &AppState, dataset: &Dataset) {
     let result = (|| -> Result<(), ApiError> {
         let catalog = catalog(state)?;

@@ -148,6 +148,9 @@ pub struct ImportReport {
     pub bytes: u64,
     /// The profiled schema of each column, in header order.
     pub columns: Vec<ColumnSchema>,
+    /// SHA-256 (hex) of the rows written, as
+    /// [`crate::lifecycle::erase::content_digest`] computes it from the file.
+    pub content_sha256: String,
 }
 
 /// Why an import failed. In every case nothing was written.
@@ -271,7 +274,7 @@ pub fn import_rows(
         opts,
         progress,
     };
-    let (rows, profilers) =
+    let ((rows, profilers), content_sha256) =
         table::in_transaction(dataset.connection_mut(), &names, |t| copy.run(t))?;
     let columns = header::schemas(&names, profilers, &opts.quasi_identifiers);
     let bytes = copy.input.raw_bytes();
@@ -280,6 +283,7 @@ pub fn import_rows(
         rows,
         bytes,
         columns,
+        content_sha256,
     })
 }
 

@@ -300,3 +300,24 @@ fn imported_values_never_reach_disk_in_clear() {
     f.file.checkpoint().unwrap();
     assert_eq!(f.stored_rows(), 2);
 }
+
+#[test]
+fn the_import_digest_equals_the_digest_read_back_from_the_file() {
+    let mut f = fixture();
+    let csv = f.csv(&sample_csv(500)).unwrap();
+    let read_back = |f: &Fixture| {
+        let file = DatasetFile::open(&f.path, &f.key).unwrap();
+        let (rows, ctx) = crate::lifecycle::erase::content_digest(file.connection()).unwrap();
+        (rows, hex::encode(ctx.finish()))
+    };
+    assert_eq!(read_back(&f), (500, csv.content_sha256.clone()));
+    // JSON lines with a null (stored as NULL) digest the same way.
+    let jsonl = b"{\"a\": \"1\", \"b\": \"x\"}\n{\"a\": \"2\", \"b\": null}\n";
+    let opts = ImportOptions {
+        format: Format::JsonLines,
+        ..ImportOptions::default()
+    };
+    let report = f.import(&jsonl[..], &opts).unwrap();
+    assert_eq!(read_back(&f), (2, report.content_sha256.clone()));
+    assert_ne!(report.content_sha256, csv.content_sha256);
+}

@@ -262,16 +262,22 @@ pub fn content_digest(conn: &Connection) -> Result<(u64, Context), rusqlite::Err
     let columns = stmt.column_count();
     let mut rows = stmt.query([])?;
     let mut count = 0u64;
+    let mut encoded = Vec::new();
     while let Some(row) = rows.next()? {
+        encoded.clear();
         for i in 0..columns {
-            encode_value(&mut ctx, row.get_ref(i)?);
+            encode_value(&mut encoded, row.get_ref(i)?);
         }
+        ctx.update(&encoded);
         count += 1;
     }
     Ok((count, ctx))
 }
 
-fn encode_value(ctx: &mut Context, value: ValueRef<'_>) {
+/// Appends one value's encoding for [`content_digest`] to `out`. The
+/// importer digests rows with it as it writes them, so the digest a
+/// destruction certifies needs no second read of the file.
+pub(crate) fn encode_value(out: &mut Vec<u8>, value: ValueRef<'_>) {
     let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match value {
         ValueRef::Null => (0, (&[][..]).into()),
         ValueRef::Integer(i) => (1, i.to_be_bytes().to_vec().into()),
@@ -279,9 +285,9 @@ fn encode_value(ctx: &mut Context, value: ValueRef<'_>) {
         ValueRef::Text(t) => (3, t.into()),
         ValueRef::Blob(b) => (4, b.into()),
     };
-    ctx.update(&[tag]);
-    ctx.update(&(bytes.len() as u64).to_be_bytes());
-    ctx.update(&bytes);
+    out.push(tag);
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(&bytes);
 }
 
 /// Where the pre-erase copy of a dataset file is kept until verified.
