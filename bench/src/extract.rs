@@ -237,14 +237,12 @@ async fn techniques(server: &Server, extract_id: &str) -> Result<Vec<(String, St
         .get(&format!("/v1/extracts/{extract_id}/manifest"))
         .await?;
     ensure!(status == StatusCode::OK, "manifest: {status}");
-    // A signed note: a header line, then the manifest as one JSON line.
-    let text = String::from_utf8_lossy(&body);
-    let json = text
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .context("manifest has no JSON line")?;
-    let manifest: Value = serde_json::from_str(json).context("manifest is not JSON")?;
-    let columns = manifest["columns"].as_array().cloned().unwrap_or_default();
+    // `{"id", "note" (the signed note), "manifest" (its JSON)}`.
+    let answer: Value = serde_json::from_slice(&body).context("manifest answer is not JSON")?;
+    let columns = answer["manifest"]["columns"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     Ok(columns
         .iter()
         .map(|c| {

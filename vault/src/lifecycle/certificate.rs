@@ -63,7 +63,8 @@ pub struct Scope {
     /// The keys destroyed, e.g. `dataset-key:loans`, `zone-key:finance`.
     pub keys: Vec<String>,
     /// The files whose head (header, salt, schema pages) was overwritten
-    /// and which were then truncated and unlinked, relative to the data
+    /// and which were then unlinked (the rest of their blocks, ciphertext
+    /// under the destroyed key, freed right after), relative to the data
     /// directory.
     pub files: Vec<String>,
     /// Which copies the key destruction covers.

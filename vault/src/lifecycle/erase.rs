@@ -9,7 +9,8 @@
 //! (zeroized). Copy the catalog aside too. Delete the wrapped keys from the
 //! catalog in one transaction, vacuum it and truncate its WAL; overwrite
 //! the head of each dataset file and its SQLite sidecars with zeros, fsync,
-//! truncate, unlink, fsync the directory; move the catalog to a fresh key
+//! unlink (the unlinked file's blocks are freed on a background thread),
+//! fsync the directory; move the catalog to a fresh key
 //! epoch ([`Catalog::rotate_key`]). Then verify: the catalog re-read holds
 //! no wrapped key for the object, no file of the scope exists, the saved
 //! dataset heads open with none of the dataset keys the appliance still
@@ -44,7 +45,7 @@ use crate::keys::{CatalogRoot, DatasetKey};
 /// Overwrite buffer size.
 const CHUNK: usize = 1 << 20;
 /// Bytes of a dataset file copied as the probe, and overwritten before the
-/// file is truncated and unlinked: the header (with its salt) and the
+/// file is unlinked: the header (with its salt) and the
 /// first pages, which hold the schema.
 pub const PROBE_LEN: u64 = 1 << 20;
 /// What every certificate says about backups.
@@ -359,8 +360,10 @@ fn shred_with_sidecars(path: &Path) -> Result<Vec<PathBuf>, EraseError> {
 }
 
 /// Overwrites the head of `path` (its first [`PROBE_LEN`] bytes: header,
-/// salt, schema) with zeros, fsyncs, truncates and unlinks it; `false` if
-/// absent.
+/// salt, schema) with zeros, fsyncs and unlinks it; `false` if absent.
+/// Freeing the rest of its blocks (ciphertext under a key that no longer
+/// exists) takes time that grows with the file, so a background thread
+/// truncates the unlinked file and closes it; the erase does not wait.
 fn shred_file(path: &Path) -> Result<bool, EraseError> {
     let mut file = match OpenOptions::new().write(true).open(path) {
         Ok(f) => f,
@@ -376,11 +379,23 @@ fn shred_file(path: &Path) -> Result<bool, EraseError> {
         left -= n as u64;
     }
     file.sync_all().map_err(io_err(path))?;
-    file.set_len(0).map_err(io_err(path))?;
-    file.sync_all().map_err(io_err(path))?;
-    drop(file);
     std::fs::remove_file(path).map_err(io_err(path))?;
+    release_blocks(file);
     Ok(true)
+}
+
+/// Truncates an unlinked file and closes it on a background thread, so
+/// that its blocks are freed without holding up the caller. If the thread
+/// cannot start, the closure and the file are dropped here, which frees
+/// the blocks at once.
+fn release_blocks(file: File) {
+    let _ = std::thread::Builder::new()
+        .name("erase-release".into())
+        .spawn(move || {
+            // The path is gone and the key destroyed; a failure here only
+            // leaves the space to be reclaimed when the descriptor closes.
+            let _ = file.set_len(0);
+        });
 }
 
 fn verify(
