@@ -149,40 +149,7 @@ fn prepare(server: &Server, dataset: &str, rows: u64, extracts: u32) -> Result<S
         "--scenario-authorization",
     ]);
     let scope = format!("{dataset}:{COLUMNS}");
-    let filing = app.operator_ok(&[
-        "filing",
-        "create",
-        "--scenario",
-        "benchmark",
-        "--scope",
-        &scope,
-        "--method",
-        "extract",
-        "--recipients",
-        "partner-a",
-        "--from",
-        "2020-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-    ]);
-    let filing = filing.trim();
-    let ack = app.zonevault_as(
-        "regulator",
-        &[
-            "filing",
-            "acknowledge",
-            "--id",
-            filing,
-            "--approve",
-            "--reason",
-            "benchmark",
-        ],
-    );
-    ensure!(
-        ack.status.success(),
-        "filing acknowledge: {}",
-        String::from_utf8_lossy(&ack.stderr)
-    );
+    let filing = app.acknowledged_filing("benchmark", &scope, "extract");
     let grant = json!({"recipient": ANALYST, "dataset": dataset,
                        "columns": COLUMNS.split(',').collect::<Vec<_>>(),
                        "purpose": "benchmark", "filing": filing, "row_limit": rows,

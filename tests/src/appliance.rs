@@ -486,18 +486,27 @@ impl Appliance {
 
     /// Files and has the regulator acknowledge the data-use filing every
     /// grant on `residents` is made under: all its columns, extracts and
-    /// aggregates, recipient partner-a, 2020 to 2100. Its id is kept in
-    /// `filing.id` ([`Appliance::filing_id`]).
+    /// aggregates, recipient partner-a. Its id is kept in `filing.id`
+    /// ([`Appliance::filing_id`]).
     fn file_graded_filing(&self) {
+        let scope = "residents:id,name,resident_id,mobile,bank_card,address,amount,registered";
+        let id = self.acknowledged_filing("credit risk models", scope, "both");
+        std::fs::write(self.path("filing.id"), id).expect("write filing.id");
+    }
+
+    /// The operator files a data-use filing of `scope` (`dataset:col,col…`)
+    /// by `method` (extract, aggregate or both) for partner-a, 2020 to
+    /// 2100, and the zone's regulator acknowledges it; its id.
+    pub fn acknowledged_filing(&self, scenario: &str, scope: &str, method: &str) -> String {
         let id = self.operator_ok(&[
             "filing",
             "create",
             "--scenario",
-            "credit risk models",
+            scenario,
             "--scope",
-            "residents:id,name,resident_id,mobile,bank_card,address,amount,registered",
+            scope,
             "--method",
-            "both",
+            method,
             "--recipients",
             "partner-a",
             "--from",
@@ -505,14 +514,14 @@ impl Appliance {
             "--to",
             "2100-01-01T00:00:00Z",
         ]);
-        let id = id.trim();
+        let id = id.trim().to_owned();
         let out = self.zonevault_as(
             "regulator",
             &[
                 "filing",
                 "acknowledge",
                 "--id",
-                id,
+                &id,
                 "--approve",
                 "--reason",
                 "scope is minimal",
@@ -523,7 +532,7 @@ impl Appliance {
             "filing acknowledge: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::write(self.path("filing.id"), id).expect("write filing.id");
+        id
     }
 
     /// The acknowledged filing of [`Appliance::serving_graded_dataset`],
