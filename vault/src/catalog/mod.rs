@@ -463,6 +463,47 @@ pub(crate) fn now_rfc3339() -> String {
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
+/// Catalogs for unit tests of the modules that build on the catalog.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod fixtures {
+    use super::Catalog;
+    use crate::dataset::{Dataset, DatasetSource, DatasetSpec};
+    use crate::keys::{DatasetKey, MasterKey, ZoneKey};
+    use crate::zone::{Zone, ZoneKind};
+
+    /// A new catalog under `dir` with zone `z1` (supervisor `reg`) and its
+    /// operator-own dataset `d1` from provider `bureau-x`.
+    pub(crate) fn zone_and_dataset(dir: &std::path::Path) -> Catalog {
+        let master = MasterKey::generate().unwrap();
+        let datadir = crate::datadir::DataDir::create(&dir.join("data")).unwrap();
+        let mut cat = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
+        let zone = Zone::new(
+            "z1".parse().unwrap(),
+            "n".into(),
+            ZoneKind::Sectoral,
+            "d".into(),
+            "reg".into(),
+        );
+        let zone_key = ZoneKey::generate().unwrap();
+        cat.create_zone(&zone, &zone_key.wrap(&master, &zone.id).unwrap())
+            .unwrap();
+        let spec = DatasetSpec {
+            title: "t".into(),
+            provider: "bureau-x".into(),
+            source: DatasetSource::OperatorOwn,
+            application: None,
+            retention: "30d".parse().unwrap(),
+            quasi_identifiers: vec![],
+        };
+        let ds = Dataset::new("d1".parse().unwrap(), zone.id.clone(), spec).unwrap();
+        let key = DatasetKey::generate().unwrap();
+        cat.create_dataset(&ds, &key.wrap(&zone_key, &ds.id).unwrap())
+            .unwrap();
+        cat
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,41 +242,13 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::{Dataset, DatasetSource, DatasetSpec};
     use crate::governance::assessment::{Indicators, NewAssessment};
     use crate::governance::period::Period;
     use crate::governance::quality::{NewTicket, Parties, Sla, TicketState};
-    use crate::keys::{DatasetKey, MasterKey, ZoneKey};
-    use crate::zone::{Zone, ZoneKind};
 
-    /// A catalog with zone `z1` and dataset `d1`.
+    /// A catalog with zone `z1` and dataset `d1` (provider `bureau-x`).
     fn catalog(dir: &std::path::Path) -> Catalog {
-        let master = MasterKey::generate().unwrap();
-        let datadir = crate::datadir::DataDir::create(&dir.join("data")).unwrap();
-        let mut cat = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
-        let zone = Zone::new(
-            "z1".parse().unwrap(),
-            "n".into(),
-            ZoneKind::Sectoral,
-            "d".into(),
-            "reg".into(),
-        );
-        let zone_key = ZoneKey::generate().unwrap();
-        cat.create_zone(&zone, &zone_key.wrap(&master, &zone.id).unwrap())
-            .unwrap();
-        let spec = DatasetSpec {
-            title: "t".into(),
-            provider: "bureau-x".into(),
-            source: DatasetSource::OperatorOwn,
-            application: None,
-            retention: "30d".parse().unwrap(),
-            quasi_identifiers: vec![],
-        };
-        let ds = Dataset::new("d1".parse().unwrap(), zone.id.clone(), spec).unwrap();
-        let key = DatasetKey::generate().unwrap();
-        cat.create_dataset(&ds, &key.wrap(&zone_key, &ds.id).unwrap())
-            .unwrap();
-        cat
+        crate::catalog::fixtures::zone_and_dataset(dir)
     }
 
     #[test]

@@ -240,39 +240,12 @@ fn checked_reason(value: &str) -> Result<String, ExitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::{Dataset, DatasetSource, DatasetSpec, Retention};
-    use crate::keys::{DatasetKey, MasterKey, ZoneKey};
-    use crate::zone::{Zone, ZoneKind};
     use rusqlite::params;
 
     /// A catalog with zone `z1`, its dataset `d1` and two grants on it,
     /// one already revoked.
     fn catalog(dir: &std::path::Path) -> Catalog {
-        let master = MasterKey::generate().unwrap();
-        let datadir = crate::datadir::DataDir::create(&dir.join("data")).unwrap();
-        let mut cat = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
-        let zone = Zone::new(
-            "z1".parse().unwrap(),
-            "n".into(),
-            ZoneKind::Sectoral,
-            "d".into(),
-            "reg".into(),
-        );
-        let zone_key = ZoneKey::generate().unwrap();
-        cat.create_zone(&zone, &zone_key.wrap(&master, &zone.id).unwrap())
-            .unwrap();
-        let spec = DatasetSpec {
-            title: "t".into(),
-            provider: "p".into(),
-            source: DatasetSource::OperatorOwn,
-            application: None,
-            retention: "30d".parse::<Retention>().unwrap(),
-            quasi_identifiers: vec![],
-        };
-        let ds = Dataset::new("d1".parse().unwrap(), zone.id.clone(), spec).unwrap();
-        let key = DatasetKey::generate().unwrap();
-        cat.create_dataset(&ds, &key.wrap(&zone_key, &ds.id).unwrap())
-            .unwrap();
+        let mut cat = crate::catalog::fixtures::zone_and_dataset(dir);
         for (id, revoked) in [("g-1", None), ("g-2", Some("2020-01-01T00:00:00Z"))] {
             cat.connection()
                 .execute(
