@@ -26,6 +26,7 @@ const SIGN: u32 = 1 << 18;
 
 /// `GET /v1/attestation/enrollment`: what a regulator enrolls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Enrollment {
     /// The TPM's EK certificate, PEM (none if the TPM has none).
     pub ek_certificate_pem: Option<String>,
@@ -39,6 +40,7 @@ pub struct Enrollment {
 
 /// `POST /v1/attestation/challenge`: TPM2_MakeCredential's outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
     /// TPM2B_ID_OBJECT, standard base64.
@@ -49,6 +51,7 @@ pub struct ChallengeRequest {
 
 /// The answer to a challenge: the secret the TPM recovered.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeResponse {
     /// The recovered secret, standard base64.
     pub secret: String,

@@ -32,11 +32,13 @@ pub fn path_for(data_dir: &Path) -> PathBuf {
 
 /// One extension of one PCR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// The PCR extended (sha256 bank).
     pub pcr: u8,
-    /// The digest extended into it.
+    /// The digest extended into it, hex.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     #[serde(serialize_with = "hex_ser", deserialize_with = "hex_de")]
     pub digest: [u8; 32],
     /// What was measured, for people.

@@ -240,10 +240,17 @@ impl Appliance {
 
     /// Writes the server configuration for `port` and returns its path.
     pub fn write_config(&self, port: u16, extra: &str) -> PathBuf {
+        self.write_config_tls(port, extra, "")
+    }
+
+    /// Like [`Appliance::write_config`], with `tls_extra` lines (each
+    /// ending in a newline) at the end of its `[tls]` table, e.g.
+    /// `crl = "pki/crl.pem"\n`; with none, the file is the same.
+    pub fn write_config_tls(&self, port: u16, extra: &str, tls_extra: &str) -> PathBuf {
         let config = format!(
             "data_dir = \"data\"\ntpm = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n\
              trust_domain = \"{TRUST_DOMAIN}\"\n{extra}\n[tls]\ncert = \"pki/server/cert.pem\"\n\
-             key = \"pki/server/key.pem\"\nclient_ca = \"pki/ca/cert.pem\"\n",
+             key = \"pki/server/key.pem\"\nclient_ca = \"pki/ca/cert.pem\"\n{tls_extra}",
             self.tpm.tcti()
         );
         let path = self.path("config.toml");
@@ -260,8 +267,15 @@ impl Appliance {
     /// Like [`Appliance::start_server`], with `extra` lines in the
     /// configuration (before its `[tls]` table, e.g. another table).
     pub fn start_server_with(&mut self, extra: &str) -> Result<u16, Output> {
+        self.start_server_tls(extra, "")
+    }
+
+    /// Like [`Appliance::start_server_with`], with `tls_extra` lines in the
+    /// `[tls]` table too (e.g. `crl = "pki/crl.pem"`, relative to the
+    /// appliance's directory).
+    pub fn start_server_tls(&mut self, extra: &str, tls_extra: &str) -> Result<u16, Output> {
         self.port = free_port();
-        let config = self.write_config(self.port, extra);
+        let config = self.write_config_tls(self.port, extra, tls_extra);
         let child = Command::new(zonevault_bin())
             .args(["serve", "--config", s(&config)])
             .env("TSS2_LOG", "all+none")
@@ -335,6 +349,12 @@ impl Appliance {
             send_signal(child.id(), signal);
             let _ = child.wait();
         }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the running server.
+    pub fn signal_server(&self, signal: i32) {
+        let child = self.server.as_ref().expect("server running");
+        send_signal(child.id(), signal);
     }
 
     /// `curl` as `role` (a directory under pki/) to `path`; returns

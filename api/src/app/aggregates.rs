@@ -49,7 +49,7 @@ use crate::error::{json_rejection, ApiError};
 use crate::identity::Identity;
 
 /// `POST /v1/aggregates` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateBody {
     grant: String,
@@ -63,7 +63,7 @@ pub struct AggregateBody {
 }
 
 /// One metric of the body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBody {
     #[serde(rename = "fn")]
@@ -73,7 +73,7 @@ pub struct MetricBody {
 }
 
 /// The noise of the body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoiseBody {
     mechanism: Mechanism,
@@ -81,6 +81,24 @@ pub struct NoiseBody {
 }
 
 /// `POST /v1/aggregates` (analyst).
+#[utoipa::path(
+    post,
+    path = "/v1/aggregates",
+    operation_id = "create_aggregate",
+    tag = "extracts",
+    summary = "Small-cell-suppressed counts, sums and averages under a grant, optional DP noise",
+    request_body = AggregateBody,
+    responses(
+        (status = 200, description = "The cells, suppressed where small", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

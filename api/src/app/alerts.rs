@@ -204,7 +204,8 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// `GET /v1/alerts` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     #[serde(default)]
@@ -213,6 +214,20 @@ pub struct AlertQuery {
 
 /// `GET /v1/alerts[?kind=]` (operator, regulator): every alert, oldest
 /// first, after running the monitor over the newest entries.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    operation_id = "list_alerts",
+    tag = "monitoring",
+    summary = "Security-monitoring alerts with their evidence as ledger indexes (?kind=)",
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "The alerts", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(_who): Extension<Identity>,

@@ -94,7 +94,7 @@ pub fn authorization_in_force(
 }
 
 /// `POST /v1/assessments` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
     operator: String,
@@ -104,7 +104,7 @@ pub struct RecordRequest {
 }
 
 /// A period as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodRequest {
     from: String,
@@ -123,6 +123,22 @@ fn zones_of(catalog: &Catalog, operator: &str) -> Result<Vec<ZoneId>, ApiError> 
 }
 
 /// `POST /v1/assessments` (a regulator of the Bureau).
+#[utoipa::path(
+    post,
+    path = "/v1/assessments",
+    operation_id = "record_assessment",
+    tag = "assessments",
+    summary = "Record an operator assessment with computed indicators (Bureau regulator)",
+    request_body = RecordRequest,
+    responses(
+        (status = 201, description = "The assessment and its indicators", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn record(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -389,6 +405,18 @@ fn ledger_counts(
 }
 
 /// `GET /v1/assessments`.
+#[utoipa::path(
+    get,
+    path = "/v1/assessments",
+    operation_id = "list_assessments",
+    tag = "assessments",
+    summary = "List operator assessments",
+    responses(
+        (status = 200, description = "The assessments the caller may see", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -109,12 +109,27 @@ impl Attestor {
 }
 
 /// The query of `GET /v1/attestation`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AttestationQuery {
     nonce: String,
 }
 
 /// `GET /v1/attestation?nonce=HEX` (16 to 64 bytes of nonce).
+#[utoipa::path(
+    get,
+    path = "/v1/attestation",
+    operation_id = "attestation",
+    tag = "attestation",
+    summary = "TPM quote binding a nonce and the ledger checkpoint",
+    params(AttestationQuery),
+    responses(
+        (status = 200, description = "The quote and everything needed to verify it offline", body = attest::Bundle),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn attestation(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<AttestationQuery>,

@@ -90,7 +90,7 @@ pub fn owned_dataset(
 }
 
 /// `POST /v1/zones/{zone}/datasets` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDatasetRequest {
     id: String,
@@ -162,6 +162,24 @@ fn dataset_audit(d: &DatasetId, zone: &ZoneId) -> Audit {
 }
 
 /// `POST /v1/zones/{zone}/datasets` (operator of the zone).
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{zone}/datasets",
+    operation_id = "create_dataset",
+    tag = "datasets",
+    summary = "Create a dataset in a zone",
+    params(("zone" = String, Path, description = "The zone id")),
+    request_body = NewDatasetRequest,
+    responses(
+        (status = 201, description = "The dataset created", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -247,6 +265,22 @@ pub fn remove_dataset_files(path: &std::path::Path) {
 }
 
 /// `GET /v1/datasets/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/datasets/{id}",
+    operation_id = "show_dataset",
+    tag = "datasets",
+    summary = "A dataset's metadata and schema",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The dataset", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 410, response = super::openapi::Gone),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -260,6 +294,21 @@ pub async fn show(
 }
 
 /// `GET /v1/zones/{zone}/datasets`.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{zone}/datasets",
+    operation_id = "list_datasets",
+    tag = "datasets",
+    summary = "List a zone's datasets",
+    params(("zone" = String, Path, description = "The zone id")),
+    responses(
+        (status = 200, description = "The zone's datasets", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -280,7 +329,7 @@ pub async fn list(
 }
 
 /// One column override in `PATCH /v1/datasets/{id}/schema`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnOverrideRequest {
     name: String,
@@ -293,7 +342,7 @@ pub struct ColumnOverrideRequest {
 }
 
 /// `PATCH /v1/datasets/{id}/schema` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRequest {
     #[serde(default)]
@@ -371,6 +420,24 @@ fn schema_changes(before: &[ColumnSchema], after: &[ColumnSchema]) -> Vec<Value>
 
 /// `PATCH /v1/datasets/{id}/schema` (operator of the zone): applies the
 /// overrides and confirms the schema.
+#[utoipa::path(
+    patch,
+    path = "/v1/datasets/{id}/schema",
+    operation_id = "confirm_dataset_schema",
+    tag = "datasets",
+    summary = "Override and confirm a dataset's detected schema",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = SchemaRequest,
+    responses(
+        (status = 200, description = "The dataset with its schema", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn confirm_schema(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

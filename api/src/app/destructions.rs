@@ -104,7 +104,7 @@ pub fn ensure_not_destroyed(catalog: &Catalog, dataset: &Dataset) -> Result<(), 
 }
 
 /// `POST /v1/destructions` body: exactly one of `dataset` and `zone`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestructionRequest {
     #[serde(default)]
@@ -180,6 +180,23 @@ fn destruction_audit(d: &Destruction) -> Audit {
 }
 
 /// `POST /v1/destructions` (operator of the zone): files a request.
+#[utoipa::path(
+    post,
+    path = "/v1/destructions",
+    operation_id = "request_destruction",
+    tag = "destructions",
+    summary = "Request the destruction of a dataset or zone (operator)",
+    request_body = DestructionRequest,
+    responses(
+        (status = 201, description = "The destruction request", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn request(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -222,6 +239,21 @@ fn visible_destruction(
 }
 
 /// `GET /v1/destructions/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/destructions/{id}",
+    operation_id = "show_destruction",
+    tag = "destructions",
+    summary = "One destruction request and its state",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The destruction request", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -237,6 +269,21 @@ pub async fn show(
 }
 
 /// `GET /v1/destructions/{id}/certificate`: the signed note (text/plain).
+#[utoipa::path(
+    get,
+    path = "/v1/destructions/{id}/certificate",
+    operation_id = "destruction_certificate",
+    tag = "destructions",
+    summary = "Signed destruction certificate (C2SP signed note)",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The certificate as a signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn certificate(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -258,6 +305,18 @@ pub async fn certificate(
 
 /// `GET /v1/destructions/due`: datasets due for destruction in the zones
 /// the caller may see (the retention sweep runs first).
+#[utoipa::path(
+    get,
+    path = "/v1/destructions/due",
+    operation_id = "list_due_destructions",
+    tag = "destructions",
+    summary = "Datasets past retention, due for destruction",
+    responses(
+        (status = 200, description = "The datasets due", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn due(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -293,7 +352,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// `POST /v1/destructions/{id}/approval` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
     approve: bool,
@@ -301,6 +360,24 @@ pub struct ApprovalRequest {
 
 /// `POST /v1/destructions/{id}/approval` (the zone's regulator): approving
 /// executes the erase and issues the certificate; rejecting closes it.
+#[utoipa::path(
+    post,
+    path = "/v1/destructions/{id}/approval",
+    operation_id = "approve_destruction",
+    tag = "destructions",
+    summary = "Approve (and execute) or reject a destruction (zone regulator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ApprovalRequest,
+    responses(
+        (status = 200, description = "The destruction request, approved and executed or rejected", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn approval(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -163,7 +163,7 @@ pub fn record_exited(
 }
 
 /// `POST /v1/zones/{id}/exit` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExitRequest {
     reason: String,
@@ -185,6 +185,24 @@ fn exit_cause(catalog: &Catalog, who: &Identity, zone: &ZoneId) -> Result<ExitCa
 }
 
 /// `POST /v1/zones/{id}/exit`: starts the exit procedure.
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{id}/exit",
+    operation_id = "start_zone_exit",
+    tag = "zones",
+    summary = "Start a zone's exit: revoke its grants, refuse its use, request its zone-wide destruction",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ExitRequest,
+    responses(
+        (status = 201, description = "The exit procedure started", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn start(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -213,6 +231,21 @@ pub async fn start(
 }
 
 /// `GET /v1/zones/{id}/exit`: the zone's exit (404 if none was started).
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{id}/exit",
+    operation_id = "show_zone_exit",
+    tag = "zones",
+    summary = "A zone's exit procedure and its state",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The exit procedure", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

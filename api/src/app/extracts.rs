@@ -64,7 +64,7 @@ const CHANNEL_CHUNKS: usize = 8;
 const FIRST_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `POST /v1/extracts` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractRequest {
     grant: String,
@@ -93,6 +93,24 @@ struct Job {
 }
 
 /// `POST /v1/extracts` (analyst): checks the grant, then streams.
+#[utoipa::path(
+    post,
+    path = "/v1/extracts",
+    operation_id = "create_extract",
+    tag = "extracts",
+    summary = "Stream a desensitized extract (CSV, JSON Lines or Parquet) under a grant",
+    request_body = ExtractRequest,
+    responses(
+        (status = 200, description = "The extract, streamed; its manifest is signed at the end", content((String = "text/csv; charset=utf-8"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -461,6 +479,21 @@ fn finish(
 /// `GET /v1/extracts/{id}/manifest`: the signed manifest, to the analyst
 /// who made the extract, the operator of its dataset's zone, or the zone's
 /// regulator.
+#[utoipa::path(
+    get,
+    path = "/v1/extracts/{id}/manifest",
+    operation_id = "extract_manifest",
+    tag = "extracts",
+    summary = "The signed manifest of an extract",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The manifest and its signed note", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

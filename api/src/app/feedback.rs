@@ -84,7 +84,7 @@ pub fn grant_refusal(
 }
 
 /// `POST /v1/feedback` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     dataset: String,
@@ -129,6 +129,23 @@ fn submittable(catalog: &Catalog, who: &Identity, value: &str) -> Result<Dataset
 }
 
 /// `POST /v1/feedback` (the zone's operator).
+#[utoipa::path(
+    post,
+    path = "/v1/feedback",
+    operation_id = "submit_feedback",
+    tag = "feedback",
+    summary = "Submit a derived dataset as feedback data, with its detection findings (operator)",
+    request_body = SubmitRequest,
+    responses(
+        (status = 201, description = "The feedback record and its findings", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -240,6 +257,18 @@ fn applications_for(
 }
 
 /// `GET /v1/feedback`.
+#[utoipa::path(
+    get,
+    path = "/v1/feedback",
+    operation_id = "list_feedback",
+    tag = "feedback",
+    summary = "List feedback data and its applications",
+    responses(
+        (status = 200, description = "The feedback records the caller may see", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -262,6 +291,21 @@ pub async fn list(
 }
 
 /// `GET /v1/feedback/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/feedback/{id}",
+    operation_id = "show_feedback",
+    tag = "feedback",
+    summary = "One feedback record, its findings and applications",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The feedback record", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -276,7 +320,7 @@ pub async fn show(
 }
 
 /// A review's body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
     approve: bool,
@@ -284,6 +328,24 @@ pub struct ReviewRequest {
 }
 
 /// `POST /v1/feedback/{id}/approval` (the zone's regulator).
+#[utoipa::path(
+    post,
+    path = "/v1/feedback/{id}/approval",
+    operation_id = "approve_feedback",
+    tag = "feedback",
+    summary = "Approve or reject feedback data (zone regulator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, description = "The feedback record, reviewed", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn approval(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -314,7 +376,7 @@ pub async fn approval(
 }
 
 /// `POST /v1/feedback/{id}/applications` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     purpose: String,
@@ -323,6 +385,24 @@ pub struct ApplyRequest {
 }
 
 /// `POST /v1/feedback/{id}/applications` (a provider-role department).
+#[utoipa::path(
+    post,
+    path = "/v1/feedback/{id}/applications",
+    operation_id = "apply_for_feedback",
+    tag = "feedback",
+    summary = "Apply for available feedback data (a provider department)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ApplyRequest,
+    responses(
+        (status = 201, description = "The application", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn apply(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -383,6 +463,24 @@ fn application_audit(a: &FeedbackApplication, event: &str) -> Audit {
 
 /// `POST /v1/feedback-applications/{id}/review` (the zone's regulator or
 /// operator).
+#[utoipa::path(
+    post,
+    path = "/v1/feedback-applications/{id}/review",
+    operation_id = "review_feedback_application",
+    tag = "feedback",
+    summary = "Review a department's application (zone regulator and operator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, description = "The application, reviewed", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn review(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

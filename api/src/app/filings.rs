@@ -74,7 +74,7 @@ pub fn forbidden(field: &str, problem: String) -> Response {
 }
 
 /// One dataset of `POST /v1/filings`' scope.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeBody {
     dataset: String,
@@ -82,7 +82,7 @@ pub struct ScopeBody {
 }
 
 /// `POST /v1/filings` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRequest {
     scenario: String,
@@ -178,6 +178,22 @@ fn check_recipients(
 }
 
 /// `POST /v1/filings` (operator of the datasets' zone).
+#[utoipa::path(
+    post,
+    path = "/v1/filings",
+    operation_id = "file_filing",
+    tag = "filings",
+    summary = "File a data-use filing: scenario, scope, method, recipients, period (operator)",
+    request_body = FileRequest,
+    responses(
+        (status = 201, description = "The filing", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn file(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -236,7 +252,7 @@ fn visible_filing(catalog: &Catalog, who: &Identity, id: &str) -> Result<Filing,
 }
 
 /// `POST /v1/filings/{id}/acknowledgement` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeRequest {
     acknowledge: bool,
@@ -244,6 +260,24 @@ pub struct AcknowledgeRequest {
 }
 
 /// `POST /v1/filings/{id}/acknowledgement` (the zone's regulator).
+#[utoipa::path(
+    post,
+    path = "/v1/filings/{id}/acknowledgement",
+    operation_id = "acknowledge_filing",
+    tag = "filings",
+    summary = "Acknowledge or reject a filing (zone regulator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = AcknowledgeRequest,
+    responses(
+        (status = 200, description = "The filing, acknowledged or rejected", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn acknowledge(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -295,6 +329,18 @@ pub async fn acknowledge(
 }
 
 /// `GET /v1/filings`: the filings of the zones the caller may see.
+#[utoipa::path(
+    get,
+    path = "/v1/filings",
+    operation_id = "list_filings",
+    tag = "filings",
+    summary = "List data-use filings",
+    responses(
+        (status = 200, description = "The filings the caller may see", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -323,6 +369,21 @@ pub async fn list(
 }
 
 /// `GET /v1/filings/{id}`, with the ids of the grants made under it.
+#[utoipa::path(
+    get,
+    path = "/v1/filings/{id}",
+    operation_id = "show_filing",
+    tag = "filings",
+    summary = "One filing, its state and its grants",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The filing and its grants", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -343,7 +404,8 @@ pub async fn show(
 }
 
 /// `GET /v1/filings/{id}/usage-report` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     #[serde(default)]
@@ -388,6 +450,21 @@ fn read_ledger(state: &AppState, report: &mut UsageReport) -> Result<(), ApiErro
 }
 
 /// `GET /v1/filings/{id}/usage-report` (the zone's operator or regulator).
+#[utoipa::path(
+    get,
+    path = "/v1/filings/{id}/usage-report",
+    operation_id = "filing_usage_report",
+    tag = "filings",
+    summary = "Usage under a filing from the ledger (?from=&to=&format=json|csv|markdown)",
+    params(("id" = String, Path, description = "The resource id"), ReportQuery),
+    responses(
+        (status = 200, description = "The usage report in the format asked for", content((Object = "application/json"), (String = "text/csv; charset=utf-8"), (String = "text/markdown; charset=utf-8"))),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn usage_report(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -47,7 +47,7 @@ use crate::identity::{is_valid_segment, Identity, Role};
 const MAX_TEXT_LEN: usize = 1024;
 
 /// `PUT /v1/partners/{org}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerRequest {
     tier: u8,
@@ -63,6 +63,22 @@ pub struct PartnerRequest {
 
 /// `PUT /v1/partners/{org}` (operator): sets a partner's tier and its
 /// permission flags (each absent flag is off).
+#[utoipa::path(
+    put,
+    path = "/v1/partners/{org}",
+    operation_id = "put_partner",
+    tag = "grants",
+    summary = "Set a partner organization's tier and permission flags",
+    params(("org" = String, Path, description = "The partner organization")),
+    request_body = PartnerRequest,
+    responses(
+        (status = 200, description = "The partner organization", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn put_partner(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -103,6 +119,18 @@ pub async fn put_partner(
 }
 
 /// `GET /v1/partners`.
+#[utoipa::path(
+    get,
+    path = "/v1/partners",
+    operation_id = "list_partners",
+    tag = "grants",
+    summary = "List partner organizations",
+    responses(
+        (status = 200, description = "partners: the partner organizations", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list_partners(State(state): State<Arc<AppState>>) -> Answer {
     let partners = catalog(&state)?.partners().map_err(ApiError::internal)?;
     let audit = Audit {
@@ -116,7 +144,7 @@ pub async fn list_partners(State(state): State<Arc<AppState>>) -> Answer {
 }
 
 /// `POST /v1/grants` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     recipient: String,
@@ -134,6 +162,24 @@ pub struct GrantRequest {
 }
 
 /// `POST /v1/grants` (operator of the dataset's zone).
+#[utoipa::path(
+    post,
+    path = "/v1/grants",
+    operation_id = "create_grant",
+    tag = "grants",
+    summary = "Grant an analyst or partner extracts of a dataset's columns",
+    request_body = GrantRequest,
+    responses(
+        (status = 201, description = "id and the grant", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -452,7 +498,8 @@ pub fn new_id(prefix: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /v1/grants?recipient=` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -461,6 +508,20 @@ pub struct ListQuery {
 
 /// `GET /v1/grants`: an operator or regulator sees the grants on datasets
 /// it may see; an analyst sees the grants it may use.
+#[utoipa::path(
+    get,
+    path = "/v1/grants",
+    operation_id = "list_grants",
+    tag = "grants",
+    summary = "List grants (?recipient=)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "grants: the grants the caller may see", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -499,6 +560,21 @@ fn may_see(catalog: &Catalog, who: &Identity, grant: &Grant) -> Result<bool, Api
 
 /// `DELETE /v1/grants/{id}` (operator of the dataset's zone): revokes the
 /// grant at once; extracts already streaming finish, new ones are refused.
+#[utoipa::path(
+    delete,
+    path = "/v1/grants/{id}",
+    operation_id = "revoke_grant",
+    tag = "grants",
+    summary = "Revoke a grant at once",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The grant, revoked", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -10,6 +10,18 @@ use super::AppState;
 
 /// The server only runs with the master key unsealed, so `sealed` is false
 /// whenever anyone can ask.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    operation_id = "health",
+    tag = "health",
+    summary = "Sealed state, version and ledger size",
+    responses(
+        (status = 200, description = "status, sealed, master_key, version, appliance_id, ledger_size", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(json!({
         "status": "ok",

@@ -86,7 +86,8 @@ impl Drop for InFlight<'_> {
 }
 
 /// `?format=csv|jsonl&encoding=utf-8|gb18030`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     format: Option<String>,
@@ -115,6 +116,25 @@ fn parse_options(q: &ImportQuery) -> Result<ImportOptions, ApiError> {
 }
 
 /// `PUT /v1/datasets/{id}/rows` (operator of the dataset's zone).
+#[utoipa::path(
+    put,
+    path = "/v1/datasets/{id}/rows",
+    operation_id = "import_rows",
+    tag = "datasets",
+    summary = "Stream a dataset's rows in (CSV or JSON Lines)",
+    params(("id" = String, Path, description = "The resource id"), ImportQuery),
+    request_body(content((String = "text/csv"), (String = "application/jsonl")), description = "The rows, in the format the query names"),
+    responses(
+        (status = 200, description = "The import report: rows written and the digest", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 410, response = super::openapi::Gone),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn import(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -37,7 +37,8 @@ pub const MAX_TRACE_ENTRIES: usize = 5000;
 const BATCH: u64 = 5000;
 
 /// `GET /v1/trace` query: exactly one of `identity`, `dataset`, `extract`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TraceQuery {
     #[serde(default)]
@@ -118,6 +119,20 @@ fn time_param(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>
 
 /// `GET /v1/trace` (regulator, operator): the involved entries with their
 /// inclusion proofs against the returned checkpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/trace",
+    operation_id = "incident_trace",
+    tag = "monitoring",
+    summary = "Incident trace: every ledger entry of an identity, dataset or extract, with inclusion proofs",
+    params(TraceQuery),
+    responses(
+        (status = 200, description = "The entries and their inclusion proofs", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn trace(
     State(state): State<Arc<AppState>>,
     Extension(_who): Extension<Identity>,

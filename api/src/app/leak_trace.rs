@@ -51,7 +51,8 @@ pub fn routes() -> axum::Router<Arc<AppState>> {
 }
 
 /// `POST /v1/leak-trace` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TraceQuery {
     /// Only extracts of this dataset are candidates.
@@ -61,6 +62,22 @@ pub struct TraceQuery {
 
 /// `POST /v1/leak-trace`: reads the file, scores the candidates, answers
 /// with the [`Verdict`].
+#[utoipa::path(
+    post,
+    path = "/v1/leak-trace",
+    operation_id = "leak_trace",
+    tag = "extracts",
+    summary = "Trace a leaked file to the extract and recipient it came from (p-value)",
+    params(TraceQuery),
+    request_body(content((String = "application/octet-stream")), description = "The leaked file, as found"),
+    responses(
+        (status = 200, description = "The verdict: the extract, its recipient and the p-value", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn trace(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

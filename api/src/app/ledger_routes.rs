@@ -24,25 +24,66 @@ use crate::identity::{Identity, Role};
 pub const MAX_ENTRIES_PER_PAGE: u64 = 10_000;
 
 /// `GET /v1/ledger/checkpoint`: the latest signed checkpoint (C2SP signed note).
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/checkpoint",
+    operation_id = "ledger_checkpoint",
+    tag = "ledger",
+    summary = "Latest signed checkpoint (C2SP signed note)",
+    responses(
+        (status = 200, description = "C2SP tlog-checkpoint as a signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let note = state.ledger.checkpoint().map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 /// `GET /v1/ledger/key`: the signed-note verifier key of the checkpoints.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/key",
+    operation_id = "ledger_key",
+    tag = "ledger",
+    summary = "Signed-note verifier key of the checkpoints",
+    responses(
+        (status = 200, description = "The verifier key string", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn key(State(state): State<Arc<AppState>>) -> Response {
     let key = format!("{}\n", state.ledger.verifier_key());
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], key).into_response()
 }
 
 /// `start` and `end` of an entries page (end exclusive).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Range {
+    /// First entry index (default 0).
     start: Option<u64>,
+    /// One past the last entry index (default: the tree size).
     end: Option<u64>,
 }
 
 /// `GET /v1/ledger/entries?start=&end=`: JSON lines, leaf bytes verbatim.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/entries",
+    operation_id = "ledger_entries",
+    tag = "ledger",
+    summary = "Ledger entries as JSON lines, in their leaf bytes",
+    params(Range),
+    responses(
+        (status = 200, description = "One entry per line, exactly its leaf bytes", body = String, content_type = "application/jsonl"),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn entries(
     State(state): State<Arc<AppState>>,
     ApiQuery(range): ApiQuery<Range>,
@@ -76,14 +117,31 @@ pub async fn entries(
 }
 
 /// Query of an inclusion proof.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
+    /// The entry's leaf index.
     index: u64,
+    /// The tree size the proof is against.
     tree_size: u64,
 }
 
 /// `GET /v1/ledger/proof/inclusion?index=&tree_size=`. An analyst may ask
 /// only about entries recorded for itself.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/proof/inclusion",
+    operation_id = "ledger_inclusion_proof",
+    tag = "ledger",
+    summary = "RFC 9162 inclusion proof of one entry",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "index, tree_size, leaf_hash, root_hash and the proof hashes (base64)", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn inclusion(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Identity>,
@@ -129,13 +187,30 @@ fn recorded_for(leaf: &[u8], caller: &Identity) -> bool {
 }
 
 /// Query of a consistency proof.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
+    /// The older tree size.
     first: u64,
+    /// The newer tree size.
     second: u64,
 }
 
 /// `GET /v1/ledger/proof/consistency?first=&second=`.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/proof/consistency",
+    operation_id = "ledger_consistency_proof",
+    tag = "ledger",
+    summary = "RFC 9162 consistency proof between two tree sizes",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "first, second and the proof hashes (base64)", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn consistency(
     State(state): State<Arc<AppState>>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
@@ -174,7 +249,7 @@ fn range_error(field: &'static str) -> impl Fn(LedgerError) -> ApiError {
 }
 
 /// Body of `POST /v1/ledger/hash`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HashRequest {
     value: String,
@@ -182,6 +257,21 @@ pub struct HashRequest {
 
 /// `POST /v1/ledger/hash`: the HMAC under which the ledger records `value`,
 /// so a regulator can look for a value it already knows.
+#[utoipa::path(
+    post,
+    path = "/v1/ledger/hash",
+    operation_id = "ledger_hash",
+    tag = "ledger",
+    summary = "HMAC under which the ledger records a value",
+    request_body = HashRequest,
+    responses(
+        (status = 200, description = "hmac: the hex HMAC-SHA256 of the value", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn hash(
     State(state): State<Arc<AppState>>,
     body: Result<Json<HashRequest>, axum::extract::rejection::JsonRejection>,

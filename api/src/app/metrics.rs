@@ -34,6 +34,18 @@ impl Metrics {
 }
 
 /// Renders the metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn render(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     requests(&mut out, &state);

@@ -52,6 +52,18 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// `GET /v1/policy`: version, SHA-256, who stored it and the TOML.
+#[utoipa::path(
+    get,
+    path = "/v1/policy",
+    operation_id = "show_policy",
+    tag = "policy",
+    summary = "The desensitization policy in force (TOML, version, SHA-256)",
+    responses(
+        (status = 200, description = "version, sha256, builtin, toml (and who stored it, when)", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(State(state): State<Arc<AppState>>) -> Answer {
     let catalog = catalog(&state)?;
     let body = match catalog.current_policy().map_err(ApiError::internal)? {
@@ -72,6 +84,21 @@ pub async fn show(State(state): State<Arc<AppState>>) -> Answer {
 }
 
 /// `PUT /v1/policy`: validates the TOML, stores it as the next version.
+#[utoipa::path(
+    put,
+    path = "/v1/policy",
+    operation_id = "replace_policy",
+    tag = "policy",
+    summary = "Replace the desensitization policy (TOML, validated, next version)",
+    request_body(content((String = "application/toml")), description = "The policy, TOML"),
+    responses(
+        (status = 201, description = "version and sha256 of the policy stored", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn replace(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -46,7 +46,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// `POST /v1/quality-tickets` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     dataset: String,
@@ -74,6 +74,22 @@ fn may_open(catalog: &Catalog, who: &Identity, dataset: &Dataset) -> Result<bool
 }
 
 /// `POST /v1/quality-tickets` (any role that can see the dataset).
+#[utoipa::path(
+    post,
+    path = "/v1/quality-tickets",
+    operation_id = "open_quality_ticket",
+    tag = "quality",
+    summary = "Open a data quality ticket on a dataset (any role)",
+    request_body = OpenRequest,
+    responses(
+        (status = 201, description = "The ticket, with its deadline", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn open(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -169,7 +185,8 @@ fn ticket_audit(t: &QualityTicket, event: &str) -> Audit {
 }
 
 /// `GET /v1/quality-tickets` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -179,6 +196,20 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/quality-tickets`.
+#[utoipa::path(
+    get,
+    path = "/v1/quality-tickets",
+    operation_id = "list_quality_tickets",
+    tag = "quality",
+    summary = "List quality tickets (?overdue=true&dataset=)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "tickets: the tickets the caller may see", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -207,6 +238,21 @@ pub async fn list(
 }
 
 /// `GET /v1/quality-tickets/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/quality-tickets/{id}",
+    operation_id = "show_quality_ticket",
+    tag = "quality",
+    summary = "One quality ticket, its deadline and response time",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The ticket", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -220,7 +266,7 @@ pub async fn show(
 }
 
 /// The body of a ticket step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepRequest {
     text: String,
@@ -270,6 +316,24 @@ async fn step_route(
 }
 
 /// `POST /v1/quality-tickets/{id}/response` (the provider organization).
+#[utoipa::path(
+    post,
+    path = "/v1/quality-tickets/{id}/response",
+    operation_id = "respond_quality_ticket",
+    tag = "quality",
+    summary = "Respond to a quality ticket (the dataset's provider)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = StepRequest,
+    responses(
+        (status = 200, description = "The ticket", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn respond(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -280,6 +344,24 @@ pub async fn respond(
 }
 
 /// `POST /v1/quality-tickets/{id}/dispute` (the opener).
+#[utoipa::path(
+    post,
+    path = "/v1/quality-tickets/{id}/dispute",
+    operation_id = "dispute_quality_ticket",
+    tag = "quality",
+    summary = "Dispute the provider's response (the opener)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = StepRequest,
+    responses(
+        (status = 200, description = "The ticket", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn dispute(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -291,6 +373,24 @@ pub async fn dispute(
 
 /// `POST /v1/quality-tickets/{id}/resolution` (the opener or the zone's
 /// regulator).
+#[utoipa::path(
+    post,
+    path = "/v1/quality-tickets/{id}/resolution",
+    operation_id = "resolve_quality_ticket",
+    tag = "quality",
+    summary = "Resolve a quality ticket (the opener or the zone regulator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = StepRequest,
+    responses(
+        (status = 200, description = "The ticket", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn resolve(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

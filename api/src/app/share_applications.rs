@@ -104,7 +104,7 @@ pub fn reply(status: StatusCode, body: impl Serialize, audit: Audit) -> Response
 }
 
 /// `{"from", "to"}` in RFC 3339.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodBody {
     from: String,
@@ -119,7 +119,7 @@ impl PeriodBody {
 }
 
 /// `{"approve": bool, "reason"}` of every review step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     approve: bool,
@@ -134,7 +134,7 @@ impl ReviewBody {
 }
 
 /// `POST /v1/share-applications` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRequest {
     zone: String,
@@ -157,6 +157,22 @@ fn audit_of(a: &ShareApplication) -> Audit {
 }
 
 /// `POST /v1/share-applications` (operator of the zone).
+#[utoipa::path(
+    post,
+    path = "/v1/share-applications",
+    operation_id = "file_share_application",
+    tag = "share-applications",
+    summary = "File a government data-sharing application (operator)",
+    request_body = FileRequest,
+    responses(
+        (status = 201, description = "The application filed", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn file(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -219,6 +235,24 @@ fn wrong_party(a: &ShareApplication, reason: String) -> Refused {
 }
 
 /// `POST /v1/share-applications/{id}/assessment` (the zone's regulator).
+#[utoipa::path(
+    post,
+    path = "/v1/share-applications/{id}/assessment",
+    operation_id = "assess_share_application",
+    tag = "share-applications",
+    summary = "Assess a sharing application (zone regulator)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The application, assessed", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn assess(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -253,6 +287,24 @@ pub async fn assess(
 }
 
 /// `POST /v1/share-applications/{id}/decision` (the named provider).
+#[utoipa::path(
+    post,
+    path = "/v1/share-applications/{id}/decision",
+    operation_id = "decide_share_application",
+    tag = "share-applications",
+    summary = "Approve or decline a sharing application (the provider)",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The application, decided", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn decide(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -342,6 +394,18 @@ fn may_see(catalog: &Catalog, who: &Identity, a: &ShareApplication) -> Result<bo
 }
 
 /// `GET /v1/share-applications`.
+#[utoipa::path(
+    get,
+    path = "/v1/share-applications",
+    operation_id = "list_share_applications",
+    tag = "share-applications",
+    summary = "List sharing applications",
+    responses(
+        (status = 200, description = "The applications the caller may see", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -375,6 +439,21 @@ pub async fn list(
 }
 
 /// `GET /v1/share-applications/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/share-applications/{id}",
+    operation_id = "show_share_application",
+    tag = "share-applications",
+    summary = "One sharing application and its state",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The application", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -166,7 +166,7 @@ pub fn owned_zone(catalog: &Catalog, who: &Identity, id: &ZoneId) -> Result<Zone
 }
 
 /// `POST /v1/zones` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewZoneRequest {
     id: String,
@@ -246,6 +246,22 @@ fn regulator_org(field: &str, org: &str) -> Result<String, ApiError> {
 }
 
 /// `POST /v1/zones` (operator): creates a zone with a fresh zone key.
+#[utoipa::path(
+    post,
+    path = "/v1/zones",
+    operation_id = "create_zone",
+    tag = "zones",
+    summary = "Create a zone",
+    request_body = NewZoneRequest,
+    responses(
+        (status = 201, description = "The zone created", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -280,6 +296,18 @@ pub async fn create(
 }
 
 /// `GET /v1/zones`: the zones the caller may see.
+#[utoipa::path(
+    get,
+    path = "/v1/zones",
+    operation_id = "list_zones",
+    tag = "zones",
+    summary = "List zones",
+    responses(
+        (status = 200, description = "The zones the caller may see", body = Object),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -299,6 +327,21 @@ pub async fn list(
 }
 
 /// `GET /v1/zones/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/zones/{id}",
+    operation_id = "show_zone",
+    tag = "zones",
+    summary = "One zone",
+    params(("id" = String, Path, description = "The resource id")),
+    responses(
+        (status = 200, description = "The zone", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,
@@ -316,7 +359,7 @@ pub async fn show(
 }
 
 /// `POST /v1/zones/{id}/supervision` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandoverRequest {
     supervisor: String,
@@ -324,6 +367,23 @@ pub struct HandoverRequest {
 
 /// `POST /v1/zones/{id}/supervision` (regulator): the current supervisor
 /// hands the zone to another regulator organization.
+#[utoipa::path(
+    post,
+    path = "/v1/zones/{id}/supervision",
+    operation_id = "hand_over_zone",
+    tag = "zones",
+    summary = "Hand supervision of a zone to another regulator",
+    params(("id" = String, Path, description = "The resource id")),
+    request_body = HandoverRequest,
+    responses(
+        (status = 200, description = "The zone, with its new supervisor", body = Object),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 413, response = super::openapi::PayloadTooLarge),
+        (status = 503, response = super::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn hand_over(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<Identity>,

@@ -98,6 +98,7 @@ impl Nonce {
 /// What `GET /v1/attestation` returns, and what `zonevault verify quote`
 /// reads: one self-contained JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bundle {
     /// The TPMS_ATTEST bytes, standard base64.
     pub quote: String,
@@ -106,6 +107,7 @@ pub struct Bundle {
     /// The PCR bank (`sha256`).
     pub pcr_bank: String,
     /// The quoted PCR values, index to hex.
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
     pub pcrs: PcrValues,
     /// The AK public key, SPKI PEM.
     pub ak_public_pem: String,

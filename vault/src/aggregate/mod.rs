@@ -53,6 +53,7 @@ pub const MAX_ITEMS: usize = 16;
 
 /// A metric function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MetricFn {
     /// Rows in the cell, or with a column: rows where it is not empty.
@@ -89,6 +90,7 @@ impl Metric {
 
 /// A differential-privacy noise mechanism for counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mechanism {
     /// Continuous Laplace noise of scale 1/ε, rounded to an integer.

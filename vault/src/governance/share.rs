@@ -85,6 +85,7 @@ impl FromStr for ShareState {
 /// One requested data item: a name from the provider's catalog and the
 /// fields wanted of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareItem {
     /// The item's name.
     pub name: String,

@@ -84,6 +84,18 @@ fn audited(body: impl serde::Serialize, reason: &str, fingerprint: &str) -> Resp
 }
 
 /// `GET /v1/attestation/enrollment`.
+#[utoipa::path(
+    get,
+    path = "/v1/attestation/enrollment",
+    operation_id = "attestation_enrollment",
+    tag = "attestation",
+    summary = "EK certificate and AK (public area, PEM, TPM name) for enrollment",
+    responses(
+        (status = 200, description = "What a regulator enrolls", body = attest::enrollment::Enrollment),
+        (status = 403, response = crate::app::openapi::Forbidden),
+        (status = 503, response = crate::app::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn enrollment(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let attestor = attestor(&state)?;
     let reason = match attestor.ek_certificate {
@@ -98,6 +110,21 @@ pub async fn enrollment(State(state): State<Arc<AppState>>) -> Result<Response, 
 }
 
 /// `POST /v1/attestation/challenge` with a [`ChallengeRequest`].
+#[utoipa::path(
+    post,
+    path = "/v1/attestation/challenge",
+    operation_id = "attestation_challenge",
+    tag = "attestation",
+    summary = "TPM2_ActivateCredential of a verifier's credential; the recovered secret",
+    request_body = attest::enrollment::ChallengeRequest,
+    responses(
+        (status = 200, description = "The secret the TPM recovered", body = attest::enrollment::ChallengeResponse),
+        (status = 400, response = crate::app::openapi::BadRequest),
+        (status = 403, response = crate::app::openapi::Forbidden),
+        (status = 413, response = crate::app::openapi::PayloadTooLarge),
+        (status = 503, response = crate::app::openapi::LedgerUnavailable),
+    )
+)]
 pub async fn challenge(
     State(state): State<Arc<AppState>>,
     body: Result<Json<ChallengeRequest>, JsonRejection>,
