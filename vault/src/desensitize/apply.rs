@@ -6,6 +6,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::fingerprint::{Cells, FingerprintKey};
 use super::policy::{ColumnPlan, Policy, Refusal};
+use super::prf::Prf;
 use super::technique::Technique;
 use super::transform::{self, Ymd};
 use super::Tier;
@@ -22,8 +23,8 @@ pub struct PseudonymKey([u8; KEY_LEN]);
 
 impl PseudonymKey {
     /// The HMAC-SHA256 key for pseudonyms under this grant.
-    pub(super) fn hmac_key(&self) -> hmac::Key {
-        hmac::Key::new(hmac::HMAC_SHA256, &self.0)
+    pub(super) fn hmac_key(&self) -> Prf {
+        Prf::new(&self.0)
     }
 }
 
@@ -57,7 +58,7 @@ pub struct Desensitizer {
     base: Vec<ColumnPlan>,
     level: u32,
     quasi_identifiers: Vec<usize>,
-    hmac: hmac::Key,
+    hmac: Prf,
     today: Ymd,
     fingerprint: Option<FingerprintKey>,
 }
