@@ -116,22 +116,24 @@ impl Selection {
         let n = self.columns.len();
         let mut numbers: Vec<String> = vec![String::new(); n];
         while let Some(row) = rows.next()? {
-            for (i, buf) in numbers.iter_mut().enumerate() {
+            let values = (0..n)
+                .map(|i| row.get_ref(i))
+                .collect::<Result<Vec<ValueRef<'_>>, _>>()?;
+            for (value, buf) in values.iter().zip(numbers.iter_mut()) {
                 buf.clear();
-                match row.get_ref(i)? {
+                match value {
                     ValueRef::Integer(v) => buf.push_str(&v.to_string()),
                     ValueRef::Real(v) => buf.push_str(&v.to_string()),
                     _ => {}
                 }
             }
-            let mut cells: Vec<&str> = Vec::with_capacity(n);
-            for (i, number) in numbers.iter().enumerate() {
-                cells.push(match row.get_ref(i)? {
+            let cells: Vec<&str> = (values.iter().zip(&numbers))
+                .map(|(value, number)| match value {
                     ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(""),
                     ValueRef::Integer(_) | ValueRef::Real(_) => number,
                     ValueRef::Null | ValueRef::Blob(_) => "",
-                });
-            }
+                })
+                .collect();
             f(&cells)?;
         }
         Ok(())
