@@ -51,9 +51,10 @@ pub enum DatasetFileError {
     },
 }
 
-/// An open, keyed dataset file.
+/// An open, keyed dataset file: one connection, or more for reading in
+/// parallel ([`DatasetFile::open_readers`]).
 pub struct DatasetFile {
-    conn: Connection,
+    conns: Vec<Connection>,
     path: PathBuf,
 }
 
@@ -64,7 +65,7 @@ impl DatasetFile {
         let conn =
             sqlcipher::create(path, key.sqlcipher_key_bytes()).map_err(|e| open_error(path, e))?;
         Ok(Self {
-            conn,
+            conns: vec![conn],
             path: path.to_owned(),
         })
     }
@@ -72,16 +73,28 @@ impl DatasetFile {
     /// Open an existing dataset file. A wrong key fails here with
     /// [`DatasetFileError::WrongKey`].
     pub fn open(path: &Path, key: &DatasetKey) -> Result<Self, DatasetFileError> {
+        Self::open_readers(path, key, 1)
+    }
+
+    /// Open an existing dataset file on `readers` connections (at least
+    /// one), for an extract that reads it on as many threads.
+    pub fn open_readers(
+        path: &Path,
+        key: &DatasetKey,
+        readers: usize,
+    ) -> Result<Self, DatasetFileError> {
         if !path.is_file() {
             return Err(DatasetFileError::Io {
                 path: path.to_owned(),
                 source: std::io::ErrorKind::NotFound.into(),
             });
         }
-        let conn =
-            sqlcipher::open(path, key.sqlcipher_key_bytes()).map_err(|e| open_error(path, e))?;
+        let conns = (0..readers.max(1))
+            .map(|_| sqlcipher::open(path, key.sqlcipher_key_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| open_error(path, e))?;
         Ok(Self {
-            conn,
+            conns,
             path: path.to_owned(),
         })
     }
@@ -93,17 +106,22 @@ impl DatasetFile {
 
     /// The keyed connection, for reading rows.
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        &self.conns[0]
     }
 
     /// The keyed connection, for imports (transactions need `&mut`).
     pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        &mut self.conns[0]
+    }
+
+    /// Every open connection, for readers on several threads.
+    pub fn connections_mut(&mut self) -> &mut [Connection] {
+        &mut self.conns
     }
 
     /// Move the WAL's contents into the main file and truncate the WAL.
     pub fn checkpoint(&self) -> Result<(), DatasetFileError> {
-        self.conn
+        self.connection()
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(|source| DatasetFileError::Sqlite {
                 path: self.path.clone(),

@@ -9,8 +9,9 @@
 //! release row by row (graded `core`) is a 403 naming the column.
 //!
 //! Then it streams: a blocking producer runs [`vault::extract::run`] (two
-//! passes for k-anonymity, nothing buffered beyond one 64 KiB chunk and a
-//! bounded channel) and feeds the response body. The audit layer writes the
+//! passes for k-anonymity, on as many reader threads as the machine has
+//! cores, up to four; nothing buffered beyond a few chunks per reader and
+//! a bounded channel) and feeds the response body. The audit layer writes the
 //! **start** entry before the first byte and the **completion** entry (rows,
 //! bytes, SHA-256) at the end ([`super::audit_stream`]). Before the body
 //! ends, the producer signs the manifest (with the start entry's index)
@@ -47,7 +48,9 @@ use super::audit::Audit;
 use super::audit_stream::StreamAudit;
 use super::datasets::visible_dataset;
 use super::extract::ApiPath;
-use super::grant_access::{filing_allows, open_dataset, partner_tier, usable_dataset, GrantDenied};
+use super::grant_access::{
+    filing_allows, open_dataset_readers, partner_tier, usable_dataset, GrantDenied,
+};
 use super::grants::{column_refused, filter_error, new_id};
 use super::zones::{answer, catalog, Answer};
 use super::AppState;
@@ -178,7 +181,8 @@ fn prepare(state: &AppState, who: &Identity, req: ExtractRequest) -> Result<Job,
         .map_err(|refusal| Box::new(column_refused(&refusal)))?
         .with_fingerprint(FingerprintKey::new(&key, &who.uri));
     let filter = combined_filter(&grant, &dataset, &desensitizer, req.filter.as_deref())?;
-    let file = open_dataset(state, &catalog, &dataset).map_err(fail)?;
+    let readers = vault::extract::readers();
+    let file = open_dataset_readers(state, &catalog, &dataset, readers).map_err(fail)?;
     if !catalog
         .take_extract(&grant.id)
         .map_err(|e| fail(ApiError::internal(e)))?
@@ -400,7 +404,7 @@ fn produce(
     let sink = ChannelWriter { tx };
     let k = job.policy.k();
     let result = vault::extract::run(
-        job.file.connection(),
+        job.file.connections_mut(),
         &job.selection,
         &mut job.desensitizer,
         k,

@@ -96,6 +96,17 @@ pub fn open_dataset(
     catalog: &Catalog,
     dataset: &Dataset,
 ) -> Result<DatasetFile, ApiError> {
+    open_dataset_readers(state, catalog, dataset, 1)
+}
+
+/// Opens the dataset's encrypted file on `readers` connections, for an
+/// extract that reads it on as many threads.
+pub fn open_dataset_readers(
+    state: &AppState,
+    catalog: &Catalog,
+    dataset: &Dataset,
+    readers: usize,
+) -> Result<DatasetFile, ApiError> {
     let zone_wrapped = catalog
         .zone_wrapped_key(&dataset.zone)
         .map_err(ApiError::internal)?;
@@ -106,6 +117,6 @@ pub fn open_dataset(
         .keys
         .dataset_key(&zone_wrapped, &dataset.zone, &wrapped, &dataset.id)
         .map_err(ApiError::internal)?;
-    DatasetFile::open(&state.zones.datadir.dataset_path(&dataset.id), &key)
-        .map_err(ApiError::internal)
+    let path = state.zones.datadir.dataset_path(&dataset.id);
+    DatasetFile::open_readers(&path, &key, readers).map_err(ApiError::internal)
 }

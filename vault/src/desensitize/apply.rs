@@ -6,6 +6,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::fingerprint::{Cells, FingerprintKey};
 use super::policy::{ColumnPlan, Policy, Refusal};
+use super::prf::Prf;
 use super::technique::Technique;
 use super::transform::{self, Ymd};
 use super::Tier;
@@ -22,8 +23,8 @@ pub struct PseudonymKey([u8; KEY_LEN]);
 
 impl PseudonymKey {
     /// The HMAC-SHA256 key for pseudonyms under this grant.
-    pub(super) fn hmac_key(&self) -> hmac::Key {
-        hmac::Key::new(hmac::HMAC_SHA256, &self.0)
+    pub(super) fn hmac_key(&self) -> Prf {
+        Prf::new(&self.0)
     }
 }
 
@@ -57,7 +58,7 @@ pub struct Desensitizer {
     base: Vec<ColumnPlan>,
     level: u32,
     quasi_identifiers: Vec<usize>,
-    hmac: hmac::Key,
+    hmac: Prf,
     today: Ymd,
     fingerprint: Option<FingerprintKey>,
 }
@@ -126,17 +127,18 @@ impl Desensitizer {
         self.level
     }
 
-    /// The quasi-identifier cells of `row` (in [`Self::quasi_identifiers`]
-    /// order) as they would be released at generalization `level`, into
-    /// `out`; for counting classes at several levels in one pass.
-    pub fn quasi_identifiers_at(&self, row: &[&str], level: u32, out: &mut Vec<String>) {
+    /// The quasi-identifier cells `values` (only those, in
+    /// [`Self::quasi_identifiers`] order) as they would be released at
+    /// generalization `level`, into `out`; for counting classes at several
+    /// levels in one pass that reads only these columns.
+    pub fn quasi_identifiers_at(&self, values: &[&str], level: u32, out: &mut Vec<String>) {
         out.truncate(self.quasi_identifiers.len());
         out.resize_with(self.quasi_identifiers.len(), String::new);
-        for (cell, &i) in out.iter_mut().zip(&self.quasi_identifiers) {
+        for (j, (cell, &i)) in out.iter_mut().zip(&self.quasi_identifiers).enumerate() {
             cell.clear();
             let base = &self.base[i];
             let technique = base.technique.coarser(base.semantic_type, level);
-            let value = row.get(i).copied().unwrap_or("");
+            let value = values.get(j).copied().unwrap_or("");
             self.apply_with(base, technique, value, cell);
         }
     }

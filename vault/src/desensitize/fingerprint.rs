@@ -18,9 +18,8 @@
 //! carry no fingerprint. Pseudonym tokens, keyed per grant, carry the
 //! strongest one.
 
-use ring::hmac;
-
 use super::apply::PseudonymKey;
+use super::prf::Prf;
 
 /// HMAC label of the per-recipient fingerprint key.
 const FINGERPRINT_LABEL: &[u8] = b"zonevault/v1/fingerprint-cells/";
@@ -28,28 +27,26 @@ const FINGERPRINT_LABEL: &[u8] = b"zonevault/v1/fingerprint-cells/";
 /// The key of one recipient's generalization choices under one grant.
 /// No `Debug`, `Clone` or `Serialize`; ring's key schedule does not
 /// zeroize, so drop it when the extract (or the trace) ends.
-pub struct FingerprintKey(hmac::Key);
+pub struct FingerprintKey(Prf);
 
 impl FingerprintKey {
     /// HMAC-SHA256 under the grant's pseudonymization key of the label and
     /// the recipient's identity.
     pub fn new(grant: &PseudonymKey, recipient: &str) -> Self {
-        let mut ctx = hmac::Context::with_key(&grant.hmac_key());
-        ctx.update(FINGERPRINT_LABEL);
-        ctx.update(recipient.as_bytes());
-        let tag = ctx.sign();
-        FingerprintKey(hmac::Key::new(hmac::HMAC_SHA256, tag.as_ref()))
+        let tag = zeroize::Zeroizing::new(
+            grant
+                .hmac_key()
+                .tag(&[FINGERPRINT_LABEL, recipient.as_bytes()]),
+        );
+        FingerprintKey(Prf::new(tag.as_slice()))
     }
 
     /// Whether cells `2 * pair` and `2 * pair + 1` of width `width` of
     /// column `column` are released merged.
     pub fn merged(&self, column: &str, width: u64, pair: i64) -> bool {
-        let mut ctx = hmac::Context::with_key(&self.0);
-        ctx.update(column.as_bytes());
-        ctx.update(&[0x1f]);
-        ctx.update(&width.to_le_bytes());
-        ctx.update(&pair.to_le_bytes());
-        ctx.sign().as_ref()[0] & 1 == 1
+        let (width, pair) = (width.to_le_bytes(), pair.to_le_bytes());
+        let parts: [&[u8]; 4] = [column.as_bytes(), &[0x1f], &width, &pair];
+        self.0.tag(&parts)[0] & 1 == 1
     }
 
     /// The released cell of base cell `cell` (of width `width`): `(first

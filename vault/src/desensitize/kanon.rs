@@ -91,6 +91,14 @@ impl EquivalenceClasses {
         self.scratch = key;
     }
 
+    /// Adds the counts of `other` (classes over the same columns), as if
+    /// its rows had been observed here.
+    pub fn merge(&mut self, other: EquivalenceClasses) {
+        for (key, n) in other.counts {
+            *self.counts.entry(key).or_default() += n;
+        }
+    }
+
     /// The size of the smallest class: the k the observed rows achieve
     /// (0 when no row was observed).
     pub fn k(&self) -> usize {
@@ -99,9 +107,13 @@ impl EquivalenceClasses {
 
     /// Whether `row` lies in a class of at least `k` rows.
     pub fn admits(&self, row: &[String], k: usize) -> bool {
-        let mut key = String::new();
-        self.key_into(row, &mut key);
-        self.counts.get(key.as_str()).is_some_and(|&n| n >= k)
+        self.admits_with(row, k, &mut String::new())
+    }
+
+    /// [`Self::admits`], building the key in `scratch` (reused row to row).
+    pub fn admits_with(&self, row: &[String], k: usize, scratch: &mut String) -> bool {
+        self.key_into(row, scratch);
+        self.counts.get(scratch.as_str()).is_some_and(|&n| n >= k)
     }
 
     /// How many observed rows lie in classes smaller than `k`.
@@ -288,6 +300,16 @@ mod tests {
             .iter()
             .for_each(|r| classes.observe(r));
         assert_eq!((classes.k(), classes.rows_below(2)), (1, 1));
+
+        // Merging counts as if the other's rows were observed here.
+        let mut more = EquivalenceClasses::new(&[1]);
+        rows(&[&["d", "q"], &["e", "r"]])
+            .iter()
+            .for_each(|r| more.observe(r));
+        classes.merge(more);
+        assert_eq!((classes.k(), classes.rows_below(2)), (1, 1));
+        assert!(classes.admits(&["x".into(), "q".into()], 2));
+        assert!(!classes.admits(&["x".into(), "r".into()], 2));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod fingerprint;
 pub mod kanon;
 pub mod manifest;
 mod policy;
+mod prf;
 mod technique;
 mod transform;
 

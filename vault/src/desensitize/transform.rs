@@ -2,9 +2,10 @@
 //! a caller's `String` and writes nothing when it cannot parse its input:
 //! an unparseable value is suppressed, never passed through.
 
-use ring::hmac;
+use hmac::Mac;
 
 use super::fingerprint::Cells;
+use super::prf::Prf;
 use super::technique::Generalization;
 use crate::detect::{self, days_in_month, normalize};
 use crate::schema::SemanticType;
@@ -84,13 +85,13 @@ fn canonical_char(ty: SemanticType, c: char) -> Option<char> {
 
 /// `PREFIX-` and 16 letters `a`–`p` (64 bits) of HMAC-SHA256 over the type name,
 /// a 0x1F separator and the canonical value.
-pub(super) fn pseudonymize(key: &hmac::Key, ty: SemanticType, value: &str, out: &mut String) {
+pub(super) fn pseudonymize(key: &Prf, ty: SemanticType, value: &str, out: &mut String) {
     let v = normalize(value);
     let v = match ty {
         SemanticType::Mobile => v.strip_prefix("+86").unwrap_or(&v).trim_start(),
         _ => &v,
     };
-    let mut ctx = hmac::Context::with_key(key);
+    let mut ctx = key.start();
     ctx.update(ty.as_str().as_bytes());
     ctx.update(&[0x1f]);
     let mut buf = [0u8; 64];
@@ -103,10 +104,10 @@ pub(super) fn pseudonymize(key: &hmac::Key, ty: SemanticType, value: &str, out: 
         len += c.encode_utf8(&mut buf[len..]).len();
     }
     ctx.update(&buf[..len]);
-    let tag = ctx.sign();
+    let tag = ctx.finalize().into_bytes();
     out.push_str(pseudonym_prefix(ty));
     out.push('-');
-    for &b in &tag.as_ref()[..8] {
+    for &b in &tag[..8] {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
@@ -427,11 +428,22 @@ mod tests {
 
     #[test]
     fn pseudonyms_are_typed_canonical_and_keyed() {
-        let k1 = hmac::Key::new(hmac::HMAC_SHA256, &[1; 32]);
-        let k2 = hmac::Key::new(hmac::HMAC_SHA256, &[2; 32]);
+        use ring::hmac;
+        let (k1, k2) = (Prf::new(&[1; 32]), Prf::new(&[2; 32]));
         let id = SemanticType::ResidentId;
         let a = run(|o| pseudonymize(&k1, id, "11010519491231002X", o));
         assert!(a.starts_with("RID-") && a.len() == 20, "{a}");
+        // The token is HMAC-SHA256 of type, 0x1F and value, one letter per
+        // 4 bits of its first 8 bytes (checked with ring's HMAC).
+        let reference = hmac::Key::new(hmac::HMAC_SHA256, &[1; 32]);
+        let message = format!("{}\u{1f}11010519491231002X", id.as_str());
+        let tag = hmac::sign(&reference, message.as_bytes());
+        let letters: String = tag.as_ref()[..8]
+            .iter()
+            .flat_map(|b| [b >> 4, b & 0xf])
+            .map(|n| char::from(HEX[usize::from(n)]))
+            .collect();
+        assert_eq!(a[4..], letters);
         assert!(a[4..].bytes().all(|b| (b'a'..=b'p').contains(&b)));
         assert_eq!(a, run(|o| pseudonymize(&k1, id, " 11010519491231002x", o)));
         assert_ne!(a, run(|o| pseudonymize(&k2, id, "11010519491231002X", o)));

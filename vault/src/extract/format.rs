@@ -70,12 +70,59 @@ enum Sink<W: Write + Send> {
     Parquet(Box<ParquetRows<BufWriter<Digesting<W>>>>),
 }
 
-/// Writes rows of already desensitized cells in one format.
-pub(super) struct RowWriter<W: Write + Send> {
-    out: Sink<W>,
+/// One chunk's rows, encoded off the writer's thread: text formats as their
+/// bytes, Parquet as the cells (its writer encodes column by column).
+pub(super) enum Encoded {
+    /// CSV or JSON Lines, ready to write.
+    Text(Vec<u8>),
+    /// Every cell of every row, row after row.
+    Cells(Vec<String>),
+}
+
+/// Encodes rows of already desensitized cells in one format.
+pub(super) struct Encoder {
+    format: Format,
     /// JSON keys, each already encoded with its quotes and colon.
     keys: Vec<String>,
-    csv: bool,
+}
+
+impl Encoder {
+    /// An encoder for columns `names`.
+    pub(super) fn new(format: Format, names: &[String]) -> Self {
+        let keys = names
+            .iter()
+            .map(|n| format!("{}:", json_string(n)))
+            .collect();
+        Self { format, keys }
+    }
+
+    /// An empty chunk.
+    pub(super) fn chunk(&self) -> Encoded {
+        match self.format {
+            Format::Parquet => Encoded::Cells(Vec::new()),
+            _ => Encoded::Text(Vec::with_capacity(super::chunks::CHUNK_ROWS as usize * 128)),
+        }
+    }
+
+    /// Appends one row (one cell per column) to `chunk`.
+    pub(super) fn row(&self, chunk: &mut Encoded, cells: &[String]) {
+        match chunk {
+            // Writing to a Vec cannot fail.
+            Encoded::Text(out) if matches!(self.format, Format::Csv { .. }) => {
+                let _ = csv_line(out, cells);
+            }
+            Encoded::Text(out) => {
+                let _ = json_line(out, &self.keys, cells);
+            }
+            Encoded::Cells(all) => all.extend_from_slice(cells),
+        }
+    }
+}
+
+/// Writes encoded chunks in one format, hashing and counting the body.
+pub(super) struct RowWriter<W: Write + Send> {
+    out: Sink<W>,
+    columns: usize,
 }
 
 impl<W: Write + Send> RowWriter<W> {
@@ -91,14 +138,9 @@ impl<W: Write + Send> RowWriter<W> {
             Format::Parquet => Sink::Parquet(Box::new(ParquetRows::new(buffered, names)?)),
             _ => Sink::Text(Box::new(buffered)),
         };
-        let keys = names
-            .iter()
-            .map(|n| format!("{}:", json_string(n)))
-            .collect();
         let mut w = RowWriter {
             out,
-            keys,
-            csv: matches!(format, Format::Csv { .. }),
+            columns: names.len(),
         };
         if let (Format::Csv { bom }, Sink::Text(out)) = (format, &mut w.out) {
             if bom {
@@ -109,12 +151,14 @@ impl<W: Write + Send> RowWriter<W> {
         Ok(w)
     }
 
-    /// Writes one row (one cell per column).
-    pub(super) fn row(&mut self, cells: &[String]) -> io::Result<()> {
-        match &mut self.out {
-            Sink::Text(out) if self.csv => csv_line(out, cells),
-            Sink::Text(out) => json_line(out, &self.keys, cells),
-            Sink::Parquet(rows) => rows.row(cells),
+    /// Writes one chunk of an [`Encoder`] of the same format.
+    pub(super) fn chunk(&mut self, chunk: Encoded) -> io::Result<()> {
+        match (&mut self.out, chunk) {
+            (Sink::Text(out), Encoded::Text(bytes)) => out.write_all(&bytes),
+            (Sink::Parquet(rows), Encoded::Cells(cells)) => cells
+                .chunks(self.columns.max(1))
+                .try_for_each(|row| rows.row(row)),
+            _ => Err(io::Error::other("an extract chunk of another format")),
         }
     }
 
@@ -182,9 +226,12 @@ mod tests {
     fn write(format: Format, rows: &[&[&str]]) -> (String, u64, String) {
         let names = vec!["a".to_owned(), "b \"x\"".to_owned()];
         let mut w = RowWriter::new(Vec::new(), format, &names).unwrap();
+        let encoder = Encoder::new(format, &names);
         for r in rows {
+            let mut chunk = encoder.chunk();
             let cells: Vec<String> = r.iter().map(|s| s.to_string()).collect();
-            w.row(&cells).unwrap();
+            encoder.row(&mut chunk, &cells);
+            w.chunk(chunk).unwrap();
         }
         let (body, n, digest) = w.finish().unwrap();
         assert_eq!(n, body.len() as u64);

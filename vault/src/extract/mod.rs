@@ -14,6 +14,12 @@
 //! bounded by the number of distinct classes, never by the number of rows.
 //! Without quasi-identifier columns there is one pass.
 //!
+//! Both passes read the same span of rowids (the row limit becomes the
+//! span's end), cut into chunks that several reader threads, each on its
+//! own connection to the file, read and desensitize at once; the chunks'
+//! encoded rows reach the sink in rowid order ([`chunks`]), so the body is
+//! the same whatever the number of readers.
+//!
 //! Every extract also returns a [`TokenSketch`] of the pseudonym tokens
 //! it wrote (bounded, see [`crate::trace`]), for the catalog to keep.
 //!
@@ -22,6 +28,7 @@
 //! HTTP. The caller supplies the sink (a file, or a channel feeding a
 //! response body) and the row counter.
 
+mod chunks;
 mod format;
 mod parquet;
 mod query;
@@ -35,8 +42,12 @@ use rusqlite::Connection;
 use crate::desensitize::kanon::{self, EquivalenceClasses};
 use crate::desensitize::{Desensitizer, Technique};
 use crate::keys::PseudonymRoot;
-use crate::trace::{TokenSketch, EXTRACT_CAPACITY};
+use crate::trace::{parse_token, TokenSketch, EXTRACT_CAPACITY};
 
+use format::{Encoded, Encoder};
+use query::RowidRange;
+
+pub use chunks::readers;
 pub use format::Format;
 pub use query::{Selection, WhereClause};
 
@@ -74,14 +85,16 @@ pub struct Outcome {
     pub sketch: TokenSketch,
 }
 
-/// Runs one extract: `selection` from `conn`, desensitized by `d` (whose
-/// plan must be for `selection.columns`, in the same order), its
-/// quasi-identifiers generalized as far as k-anonymity needs (`d` is left
-/// at the chosen level, so its plan is what was released), classes of
-/// fewer than `k` rows suppressed, written to `sink` as `format`. Each
-/// written row increments `rows`. Returns the sink and the outcome.
+/// Runs one extract: `selection` from the dataset file open on `conns`
+/// (one reader thread per connection, at least one; see [`chunks`]),
+/// desensitized by `d` (whose plan must be for `selection.columns`, in the
+/// same order), its quasi-identifiers generalized as far as k-anonymity
+/// needs (`d` is left at the chosen level, so its plan is what was
+/// released), classes of fewer than `k` rows suppressed, written to `sink`
+/// as `format`. Each written row increments `rows`. Returns the sink and
+/// the outcome.
 pub fn run<W: Write + Send>(
-    conn: &Connection,
+    conns: &mut [Connection],
     selection: &Selection,
     d: &mut Desensitizer,
     k: usize,
@@ -89,39 +102,38 @@ pub fn run<W: Write + Send>(
     sink: W,
     rows: &AtomicU64,
 ) -> Result<(W, Outcome), ExtractError> {
-    let classes = count_classes(conn, selection, d, k)?;
+    let first = conns.first().ok_or_else(no_reader)?;
+    let span = selection.span(first)?;
+    let classes = match span {
+        Some(span) => count_classes(conns, span, selection, d, k)?,
+        None => None,
+    };
     let names: Vec<String> = d.plan().iter().map(|p| p.name.clone()).collect();
     let mut writer = format::RowWriter::new(sink, format, &names)?;
-    let mut out = Vec::with_capacity(names.len());
-    let mut key = Vec::with_capacity(d.quasi_identifiers().len());
+    let release = Release {
+        selection,
+        d,
+        classes: classes.as_ref(),
+        k,
+        encoder: Encoder::new(format, &names),
+        tokens: (d.plan().iter().enumerate())
+            .filter(|(_, p)| p.technique == Technique::Pseudonymize)
+            .map(|(i, _)| i)
+            .collect(),
+    };
     let (mut written, mut suppressed) = (0u64, 0u64);
-    let tokens: Vec<usize> = (d.plan().iter().enumerate())
-        .filter(|(_, p)| p.technique == Technique::Pseudonymize)
-        .map(|(i, _)| i)
-        .collect();
     let mut sketch = TokenSketch::new(EXTRACT_CAPACITY);
-    let d = &*d;
-    selection.for_each_row(conn, |row| {
-        d.apply_row(row, &mut out);
-        if let Some(c) = &classes {
-            key.resize_with(d.quasi_identifiers().len(), String::new);
-            for (cell, &i) in key.iter_mut().zip(d.quasi_identifiers()) {
-                cell.clear();
-                cell.push_str(&out[i]);
-            }
-            if !c.admits(&key, k) {
-                suppressed += 1;
-                return Ok(());
-            }
-        }
-        writer.row(&out)?;
-        tokens.iter().for_each(|&i| {
-            sketch.observe(&out[i]);
-        });
-        written += 1;
-        rows.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    })?;
+    if let Some(span) = span {
+        let work = |conn: &Connection, range| release.chunk(conn, range);
+        chunks::in_order(conns, span, work, |chunk: Released| {
+            writer.chunk(chunk.encoded)?;
+            chunk.tokens.into_iter().for_each(|t| sketch.insert(t));
+            written += chunk.rows;
+            suppressed += chunk.suppressed;
+            rows.fetch_add(chunk.rows, Ordering::Relaxed);
+            Ok(())
+        })?;
+    }
     let (sink, bytes, body_sha256) = writer.finish()?;
     let outcome = Outcome {
         rows: written,
@@ -134,6 +146,66 @@ pub fn run<W: Write + Send>(
     Ok((sink, outcome))
 }
 
+fn no_reader() -> ExtractError {
+    ExtractError::Io(io::Error::other("no connection to the dataset file"))
+}
+
+/// What pass two needs to release one chunk; shared by the readers.
+struct Release<'a> {
+    selection: &'a Selection,
+    d: &'a Desensitizer,
+    classes: Option<&'a EquivalenceClasses>,
+    k: usize,
+    encoder: Encoder,
+    /// Output columns holding pseudonym tokens.
+    tokens: Vec<usize>,
+}
+
+/// One chunk as released.
+struct Released {
+    encoded: Encoded,
+    rows: u64,
+    suppressed: u64,
+    /// The pseudonym tokens written, for the [`TokenSketch`].
+    tokens: Vec<u64>,
+}
+
+impl Release<'_> {
+    /// Desensitizes and encodes the rows of `range`, leaving out those
+    /// whose quasi-identifier class is smaller than k.
+    fn chunk(&self, conn: &Connection, range: RowidRange) -> Result<Released, ExtractError> {
+        let mut done = Released {
+            encoded: self.encoder.chunk(),
+            rows: 0,
+            suppressed: 0,
+            tokens: Vec::new(),
+        };
+        let mut out = Vec::with_capacity(self.d.plan().len());
+        let mut key = Vec::with_capacity(self.d.quasi_identifiers().len());
+        let mut scratch = String::new();
+        self.selection.for_each_row_in(conn, range, |row| {
+            self.d.apply_row(row, &mut out);
+            if let Some(c) = self.classes {
+                key.resize_with(self.d.quasi_identifiers().len(), String::new);
+                for (cell, &i) in key.iter_mut().zip(self.d.quasi_identifiers()) {
+                    cell.clear();
+                    cell.push_str(&out[i]);
+                }
+                if !c.admits_with(&key, self.k, &mut scratch) {
+                    done.suppressed += 1;
+                    return Ok(());
+                }
+            }
+            self.encoder.row(&mut done.encoded, &out);
+            let tokens = self.tokens.iter().filter_map(|&i| parse_token(&out[i]));
+            done.tokens.extend(tokens);
+            done.rows += 1;
+            Ok(())
+        })?;
+        Ok(done)
+    }
+}
+
 /// Pass one: counts the classes of the quasi-identifier tuples, picks the
 /// generalization level ([`kanon::choose_level`]), sets `d` to it and
 /// returns that level's classes (over tuples of the quasi-identifier cells
@@ -143,7 +215,8 @@ pub fn run<W: Write + Send>(
 /// the same as counting every level, and the common case reads the rows
 /// once. Memory: the distinct tuples of each level counted.
 fn count_classes(
-    conn: &Connection,
+    conns: &mut [Connection],
+    span: RowidRange,
     selection: &Selection,
     d: &mut Desensitizer,
     k: usize,
@@ -151,9 +224,10 @@ fn count_classes(
     if d.quasi_identifiers().is_empty() {
         return Ok(None);
     }
-    let (mut levels, total) = count_levels(conn, selection, d, 0..=0)?;
+    let (mut levels, total) = count_levels(conns, span, selection, d, 0..=0)?;
     if !kanon::suffices(&levels[0], k, total) {
-        let (coarser, _) = count_levels(conn, selection, d, 1..=kanon::MAX_GENERALIZATION)?;
+        let coarser = 1..=kanon::MAX_GENERALIZATION;
+        let (coarser, _) = count_levels(conns, span, selection, d, coarser)?;
         levels.extend(coarser);
     }
     let level = kanon::choose_level(&levels, k, total);
@@ -161,28 +235,42 @@ fn count_classes(
     Ok(levels.into_iter().nth(level as usize))
 }
 
-/// The classes at each of `range`'s generalization levels, in one pass,
-/// and the number of rows.
+/// The classes at each of `range`'s generalization levels, in one pass
+/// over `span` that reads only the quasi-identifier columns, and the
+/// number of rows.
 fn count_levels(
-    conn: &Connection,
+    conns: &mut [Connection],
+    span: RowidRange,
     selection: &Selection,
     d: &Desensitizer,
     range: std::ops::RangeInclusive<u32>,
 ) -> Result<(Vec<EquivalenceClasses>, u64), ExtractError> {
-    let n = d.quasi_identifiers().len();
-    let all: Vec<usize> = (0..n).collect();
-    let mut levels: Vec<EquivalenceClasses> = range
-        .clone()
-        .map(|_| EquivalenceClasses::new(&all))
-        .collect();
-    let mut out = Vec::with_capacity(n);
-    let mut total = 0u64;
-    selection.for_each_row(conn, |row| {
-        total += 1;
-        for (level, classes) in range.clone().zip(levels.iter_mut()) {
-            d.quasi_identifiers_at(row, level, &mut out);
-            classes.observe(&out);
-        }
+    let all: Vec<usize> = (0..d.quasi_identifiers().len()).collect();
+    let fresh = || -> Vec<EquivalenceClasses> {
+        range
+            .clone()
+            .map(|_| EquivalenceClasses::new(&all))
+            .collect()
+    };
+    let narrow = selection.narrowed(d.quasi_identifiers());
+    let work = |conn: &Connection, rowids| {
+        let mut levels = fresh();
+        let mut out = Vec::with_capacity(all.len());
+        let mut rows = 0u64;
+        narrow.for_each_row_in(conn, rowids, |row| {
+            rows += 1;
+            for (level, classes) in range.clone().zip(levels.iter_mut()) {
+                d.quasi_identifiers_at(row, level, &mut out);
+                classes.observe(&out);
+            }
+            Ok(())
+        })?;
+        Ok((levels, rows))
+    };
+    let (mut levels, mut total) = (fresh(), 0u64);
+    chunks::in_order(conns, span, work, |(chunk, rows)| {
+        levels.iter_mut().zip(chunk).for_each(|(l, c)| l.merge(c));
+        total += rows;
         Ok(())
     })?;
     Ok((levels, total))

@@ -12,8 +12,14 @@ use crate::schema::ColumnSchema;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    file: DatasetFile,
+    path: std::path::PathBuf,
+    key: DatasetKey,
     columns: Vec<ColumnSchema>,
+    /// Reader connections of each extract.
+    readers: usize,
+    /// The selection's filter and row limit.
+    filter: Option<WhereClause>,
+    row_limit: u64,
 }
 
 fn columns() -> Vec<ColumnSchema> {
@@ -31,8 +37,9 @@ fn columns() -> Vec<ColumnSchema> {
 
 fn fixture(rows: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut file =
-        DatasetFile::create(&dir.path().join("d.db"), &DatasetKey::generate().unwrap()).unwrap();
+    let path = dir.path().join("d.db");
+    let key = DatasetKey::generate().unwrap();
+    let mut file = DatasetFile::create(&path, &key).unwrap();
     let mut csv = Vec::new();
     sample::write_csv(rows, 42, &mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
@@ -56,8 +63,12 @@ fn fixture(rows: u64) -> Fixture {
     tx.commit().unwrap();
     Fixture {
         _dir: dir,
-        file,
+        path,
+        key,
         columns: cols,
+        readers: 2,
+        filter: None,
+        row_limit: 100_000,
     }
 }
 
@@ -76,12 +87,13 @@ impl Fixture {
             Desensitizer::new(&cols, Tier::Two, &policy, &grant_key(&root(), grant)).unwrap();
         let selection = Selection {
             columns: names.iter().map(|s| s.to_string()).collect(),
-            filter: None,
-            row_limit: 100_000,
+            filter: self.filter.clone(),
+            row_limit: self.row_limit,
         };
         let counter = AtomicU64::new(0);
+        let mut file = DatasetFile::open_readers(&self.path, &self.key, self.readers).unwrap();
         let (body, outcome) = run(
-            self.file.connection(),
+            file.connections_mut(),
             &selection,
             &mut d,
             policy.k(),
@@ -134,6 +146,44 @@ impl ExtractManifestDigest {
     fn of(body: &[u8]) -> String {
         crate::desensitize::ExtractManifest::body_digest(body)
     }
+}
+
+/// Ids of the body's rows (the first column), in order.
+fn ids(body: &str) -> Vec<u64> {
+    let rows = body.lines().skip(1);
+    rows.map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn readers_and_chunks_change_nothing_and_the_limit_cuts_exactly() {
+    let rows = 3 * chunks::CHUNK_ROWS as u64 + 100;
+    let mut f = fixture(rows);
+    let csv = Format::Csv { bom: false };
+    f.readers = 1;
+    let (one, a) = f.extract(&ALL, "g-1", csv);
+    f.readers = 3;
+    let (three, b) = f.extract(&ALL, "g-1", csv);
+    assert_eq!(one, three);
+    assert_eq!(a, b);
+    assert_eq!(a.rows + a.rows_suppressed, rows);
+    assert!(a.rows > rows * 9 / 10, "{a:?}");
+    let released = ids(&one);
+    assert!(released.windows(2).all(|w| w[0] < w[1]), "rowid order");
+
+    // A filter and a limit that cuts the third chunk: exactly the first
+    // 9000 matching rows, the same on one reader and on three.
+    f.filter = Some(("\"id\" NOT LIKE ?1".into(), vec!["%3".to_owned().into()]));
+    f.row_limit = 9000;
+    let (three, b) = f.extract(&ALL, "g-1", csv);
+    f.readers = 1;
+    let (one, a) = f.extract(&ALL, "g-1", csv);
+    assert_eq!((one, a.clone()), (three.clone(), b));
+    assert_eq!(a.rows + a.rows_suppressed, 9000);
+    let expected: Vec<u64> = (1..=rows).filter(|n| n % 10 != 3).take(9000).collect();
+    let released = ids(&three);
+    assert!(released.iter().all(|id| expected.binary_search(id).is_ok()));
+    assert!(*released.last().unwrap() <= *expected.last().unwrap());
 }
 
 #[test]

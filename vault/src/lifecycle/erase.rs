@@ -35,7 +35,7 @@ use super::certificate::{
     DestructionCertificate, ErasedDataset, Scope, Verification, METHOD, STANDARD,
 };
 use super::destruction::{Destruction, DestructionObject};
-use crate::catalog::{derivable_keys, Catalog, CatalogError};
+use crate::catalog::{derivable_keys, sqlcipher, Catalog, CatalogError};
 use crate::datadir::DataDir;
 use crate::dataset::{now_utc_seconds, rfc3339, Dataset};
 use crate::dataset_file::{DatasetFile, DatasetFileError};
@@ -308,14 +308,14 @@ fn opens_read_only(path: &Path, key: &DatasetKey) -> bool {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
         return false;
     };
-    let hex = zeroize::Zeroizing::new(hex::encode(key.sqlcipher_key_bytes()));
-    let pragma = zeroize::Zeroizing::new(format!(
-        "PRAGMA cipher_log_level = NONE; PRAGMA key = \"x'{}'\";",
-        hex.as_str()
-    ));
     // A head copy is shorter than its header says; SQLite tolerates that
     // only with writable_schema (nothing is written here).
-    conn.execute_batch(&pragma).is_ok()
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+        .is_ok()
+        && conn
+            .execute_batch(&sqlcipher::key_pragma(key.sqlcipher_key_bytes()))
+            .is_ok()
+        && conn.execute_batch(sqlcipher::PAGE_FORMAT).is_ok()
         && conn.execute_batch("PRAGMA writable_schema = ON;").is_ok()
         && conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
