@@ -14,7 +14,7 @@
 use std::io::{self, Write};
 
 use crate::detect::{luhn_check_digit, resident_id_check_char};
-use crate::schema::SemanticType;
+use crate::schema::{ColumnSchema, SemanticType};
 
 /// The generated columns and the type detection should find for each.
 pub const COLUMNS: [(&str, SemanticType); 8] = [
@@ -297,6 +297,54 @@ pub fn write_csv(rows: u64, seed: u64, out: impl Write) -> io::Result<()> {
         .into_bytes();
     let header = [header.as_slice(), b"\n"].concat();
     write_rows(rows, seed, out, &header, Row::write_csv)
+}
+
+/// The schema of [`COLUMNS`] as a confirmed import would hold it: each
+/// type's default grade and quasi-identifier flag, confidence 1.
+pub fn column_schemas() -> Vec<ColumnSchema> {
+    COLUMNS
+        .iter()
+        .map(|&(name, ty)| ColumnSchema {
+            name: name.into(),
+            semantic_type: ty,
+            confidence: 1.0,
+            grade: ty.default_grade(),
+            quasi_identifier: ty.default_quasi_identifier(),
+        })
+        .collect()
+}
+
+/// A new dataset file at `path` holding `rows` sample rows (`seed`) in a
+/// `rows` table of TEXT columns, as the importer lays them out; for tests.
+#[cfg(test)]
+pub(crate) fn dataset_file(
+    path: &std::path::Path,
+    key: &crate::keys::DatasetKey,
+    rows: u64,
+    seed: u64,
+) -> crate::dataset_file::DatasetFile {
+    let mut file = crate::dataset_file::DatasetFile::create(path, key).unwrap();
+    let mut csv = Vec::new();
+    write_csv(rows, seed, &mut csv).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    let defs: Vec<String> = COLUMNS
+        .iter()
+        .map(|(n, _)| format!("\"{n}\" TEXT"))
+        .collect();
+    let tx = file.connection_mut().transaction().unwrap();
+    tx.execute_batch(&format!("CREATE TABLE rows ({})", defs.join(", ")))
+        .unwrap();
+    {
+        let mut stmt = tx
+            .prepare("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .unwrap();
+        for line in text.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            stmt.execute(rusqlite::params_from_iter(cells)).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    file
 }
 
 /// Writes the same rows as [`write_csv`] as JSON Lines: one object per row

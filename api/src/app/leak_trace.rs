@@ -1,16 +1,21 @@
 //! `POST /v1/leak-trace` (operator, regulator): which issued extract a
 //! leaked file came from, and so which recipient leaked it.
 //!
-//! The body is the file itself (CSV or JSON Lines, as extracts are
-//! written), streamed into [`vault::trace::Leak::read`] through a bounded
-//! channel, so memory stays bounded whatever its size (`max_import_bytes`
-//! applies, 413 beyond). Then every extract whose dataset the caller may
-//! see (its zone's operator org or supervisor), optionally only of
-//! `?dataset=`, is scored one at a time from the catalog: its stored token
-//! sketch and its recipient's keyed cell choices, recomputed from the
-//! grant key ([`vault::trace`]). The answer ranks the candidates with a
-//! score and a p-value and names the recipient only when the evidence is
-//! overwhelming; otherwise it says "no match" with the best p-value.
+//! The body is the file itself (CSV, JSON Lines or Parquet, as extracts
+//! are written), streamed into [`vault::trace::Leak::read`] through a
+//! bounded channel (`max_import_bytes` applies, 413 beyond). CSV and JSON
+//! Lines are read as they arrive, so memory stays bounded whatever their
+//! size. A Parquet file (it starts with `PAR1`) keeps its index in a
+//! footer at the end, so the reader collects it whole in memory first, at
+//! most [`vault::trace::PARQUET_MAX_BYTES`] (512 MiB; 413 beyond), and a
+//! truncated or corrupt one is a 400 naming `file`. Then every extract
+//! whose dataset the caller may see (its zone's operator org or
+//! supervisor), optionally only of `?dataset=`, is scored one at a time
+//! from the catalog: its stored token sketch and its recipient's keyed
+//! cell choices, recomputed from the grant key ([`vault::trace`]). The
+//! answer ranks the candidates with a score and a p-value and names the
+//! recipient only when the evidence is overwhelming; otherwise it says
+//! "no match" with the best p-value.
 //!
 //! The ledger entry records the verdict, the named recipient and extract,
 //! and the adjusted p-value; never the file's content.
@@ -69,7 +74,7 @@ pub struct TraceQuery {
     tag = "extracts",
     summary = "Trace a leaked file to the extract and recipient it came from (p-value)",
     params(TraceQuery),
-    request_body(content((String = "application/octet-stream")), description = "The leaked file, as found"),
+    request_body(content((String = "application/octet-stream")), description = "The leaked file, as found: CSV, JSON Lines or Parquet"),
     responses(
         (status = 200, description = "The verdict: the extract, its recipient and the p-value", body = Object),
         (status = 400, response = super::openapi::BadRequest),
@@ -125,6 +130,7 @@ async fn read_leak(body: Body, max_bytes: u64) -> Result<Leak, ApiError> {
         (Pumped::TooLarge, _) => Err(ApiError::PayloadTooLarge),
         (Pumped::Broken, _) => Err(ApiError::bad_request("file", "the upload broke off")),
         (_, Ok(leak)) => Ok(leak),
+        (_, Err(LeakError::TooLarge { .. })) => Err(ApiError::PayloadTooLarge),
         (_, Err(LeakError::Format(problem))) => Err(ApiError::bad_request("file", problem)),
         (_, Err(LeakError::Io(e))) => Err(io_problem(&e)),
     }

@@ -13,7 +13,8 @@ pub struct TraceArgs {
     /// Server and client certificate.
     #[command(flatten)]
     pub client: ClientArgs,
-    /// The suspected leaked file (CSV with its header, or JSON Lines).
+    /// The suspected leaked file (CSV with its header, JSON Lines, or
+    /// Parquet), sent as it is.
     #[arg(long, value_name = "FILE")]
     pub file: PathBuf,
     /// Only extracts of this dataset are candidates.

@@ -1,6 +1,8 @@
-//! `zonevault trace`: uploads a suspected leaked file (streamed, never held
-//! whole) to `POST /v1/leak-trace` and prints the ranked candidates, the
-//! named recipient, or "no match" with the best p-value.
+//! `zonevault trace`: uploads a suspected leaked file as it is (CSV, JSON
+//! Lines or Parquet; streamed, never held whole here; the server tells
+//! the formats apart by their content) to `POST /v1/leak-trace` and prints
+//! the ranked candidates, the named recipient, or "no match" with the best
+//! p-value.
 
 use anyhow::Result;
 use serde_json::Value;

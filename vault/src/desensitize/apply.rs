@@ -214,16 +214,7 @@ mod tests {
     }
 
     fn sample_columns() -> Vec<ColumnSchema> {
-        sample::COLUMNS
-            .iter()
-            .map(|&(name, ty)| ColumnSchema {
-                name: name.into(),
-                semantic_type: ty,
-                confidence: 1.0,
-                grade: ty.default_grade(),
-                quasi_identifier: ty.default_quasi_identifier(),
-            })
-            .collect()
+        sample::column_schemas()
     }
 
     fn desensitizer(tier: Tier, grant: &str) -> Desensitizer {

@@ -22,50 +22,16 @@ struct Fixture {
     row_limit: u64,
 }
 
-fn columns() -> Vec<ColumnSchema> {
-    sample::COLUMNS
-        .iter()
-        .map(|&(name, ty)| ColumnSchema {
-            name: name.into(),
-            semantic_type: ty,
-            confidence: 1.0,
-            grade: ty.default_grade(),
-            quasi_identifier: ty.default_quasi_identifier(),
-        })
-        .collect()
-}
-
 fn fixture(rows: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.db");
     let key = DatasetKey::generate().unwrap();
-    let mut file = DatasetFile::create(&path, &key).unwrap();
-    let mut csv = Vec::new();
-    sample::write_csv(rows, 42, &mut csv).unwrap();
-    let text = String::from_utf8(csv).unwrap();
-    let cols = columns();
-    let defs: Vec<String> = cols
-        .iter()
-        .map(|c| format!("\"{}\" TEXT", c.name))
-        .collect();
-    let tx = file.connection_mut().transaction().unwrap();
-    tx.execute_batch(&format!("CREATE TABLE rows ({})", defs.join(", ")))
-        .unwrap();
-    {
-        let mut stmt = tx
-            .prepare("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .unwrap();
-        for line in text.lines().skip(1) {
-            let cells: Vec<&str> = line.split(',').collect();
-            stmt.execute(rusqlite::params_from_iter(cells)).unwrap();
-        }
-    }
-    tx.commit().unwrap();
+    sample::dataset_file(&path, &key, rows, 42);
     Fixture {
         _dir: dir,
         path,
         key,
-        columns: cols,
+        columns: sample::column_schemas(),
         readers: 2,
         filter: None,
         row_limit: 100_000,

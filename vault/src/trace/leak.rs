@@ -1,13 +1,17 @@
-//! Reading a suspected leaked file (CSV with a header, or JSON Lines) into
-//! what tracing needs, in one streaming pass with bounded memory: a level
-//! sample of its pseudonym tokens ([`TokenSketch`]) and, per column, the
-//! distinct ranges (`[lo,hi)`) and bands (`lo-hi`) it shows.
+//! Reading a suspected leaked file (CSV with a header, JSON Lines, or
+//! Parquet) into what tracing needs: a level sample of its pseudonym
+//! tokens ([`TokenSketch`]) and, per column, the distinct ranges
+//! (`[lo,hi)`) and bands (`lo-hi`) it shows. CSV and JSON Lines are read
+//! in one streaming pass with bounded memory; a Parquet file (recognized
+//! by its leading `PAR1`) must be held whole, up to a bound
+//! ([`super::parquet`]).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 use csv_core::{ReadRecordResult, Reader};
 
+use super::parquet::{self, PARQUET_MAGIC, PARQUET_MAX_BYTES};
 use super::sketch::TokenSketch;
 
 /// Most tokens sampled from a leaked file (8 MiB or so).
@@ -17,7 +21,7 @@ const MAX_CELLS: usize = 1 << 16;
 /// Longest field accepted (bytes).
 const MAX_FIELD: usize = 1 << 20;
 /// Most columns accepted.
-const MAX_COLUMNS: usize = 4096;
+pub(super) const MAX_COLUMNS: usize = 4096;
 
 /// Why a file could not be read for tracing; the text names the problem.
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +29,16 @@ pub enum LeakError {
     /// Reading failed.
     #[error("reading the file failed: {0}")]
     Io(#[from] io::Error),
-    /// The content is not CSV or JSON Lines as extracts are written.
+    /// The content is not CSV, JSON Lines or Parquet as extracts are
+    /// written.
     #[error("{0}")]
     Format(String),
+    /// A Parquet file larger than can be held in memory to be read.
+    #[error("the Parquet file is larger than {limit} bytes")]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: u64,
+    },
 }
 
 /// One column of a leaked file.
@@ -69,7 +80,7 @@ pub struct Leak {
 }
 
 impl Leak {
-    fn new(names: Vec<String>) -> Self {
+    pub(super) fn new(names: Vec<String>) -> Self {
         let columns = names
             .into_iter()
             .map(|name| LeakColumn {
@@ -98,7 +109,7 @@ impl Leak {
         }
     }
 
-    fn observe(&mut self, column: usize, cell: &str) {
+    pub(super) fn observe(&mut self, column: usize, cell: &str) {
         let cell = cell.strip_prefix('\'').unwrap_or(cell).trim();
         if cell.is_empty() || self.tokens.observe(cell) {
             return;
@@ -108,26 +119,96 @@ impl Leak {
         }
     }
 
-    /// Reads a leaked file: JSON Lines if its first character is `{`,
-    /// else CSV whose first record is the header. A UTF-8 BOM is skipped.
-    pub fn read(mut input: impl BufRead) -> Result<Leak, LeakError> {
-        let head = input.fill_buf()?;
-        let bom = head.starts_with("\u{feff}".as_bytes());
-        if bom {
+    /// Reads a leaked file: Parquet if it starts with `PAR1` (held whole,
+    /// at most [`PARQUET_MAX_BYTES`]), JSON Lines if its first character
+    /// is `{`, else CSV whose first record is the header. A UTF-8 BOM and
+    /// leading whitespace are skipped.
+    pub fn read(input: impl BufRead) -> Result<Leak, LeakError> {
+        Self::read_bounded(input, PARQUET_MAX_BYTES)
+    }
+
+    /// [`Leak::read`], holding at most `parquet_limit` bytes of a Parquet
+    /// file ([`LeakError::TooLarge`] beyond).
+    pub fn read_bounded(mut input: impl BufRead, parquet_limit: u64) -> Result<Leak, LeakError> {
+        let mut head = [0u8; 4];
+        let n = read_prefix(&mut input, &mut head)?;
+        let input = (&head[..n]).chain(input);
+        if head[..n] == PARQUET_MAGIC[..] {
+            return Self::read_parquet(hold(input, parquet_limit)?);
+        }
+        Self::read_text(input)
+    }
+
+    /// Reads a whole Parquet file (see [`super::parquet`]).
+    pub fn read_parquet(file: Vec<u8>) -> Result<Leak, LeakError> {
+        parquet::read(file)?.finish()
+    }
+
+    fn read_text(mut input: impl BufRead) -> Result<Leak, LeakError> {
+        if input.fill_buf()?.starts_with("\u{feff}".as_bytes()) {
             input.consume(3);
         }
-        let first = input.fill_buf()?.iter().find(|b| !b.is_ascii_whitespace());
-        let mut leak = match first {
+        let leak = match skip_whitespace(&mut input)? {
             None => return Err(LeakError::Format("the file is empty".into())),
             Some(b'{') => read_jsonl(input)?,
             Some(_) => read_csv(input)?,
         };
-        if leak.rows == 0 {
+        leak.finish()
+    }
+
+    /// Refuses a file without rows; counts the sampled tokens' levels.
+    fn finish(mut self) -> Result<Leak, LeakError> {
+        if self.rows == 0 {
             return Err(LeakError::Format("the file has no data rows".into()));
         }
-        leak.count_levels();
-        Ok(leak)
+        self.count_levels();
+        Ok(self)
     }
+}
+
+/// Reads up to `head.len()` bytes (fewer only at the end of the input).
+fn read_prefix(input: &mut impl Read, head: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match input.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Consumes leading ASCII whitespace; the first other byte, if any.
+fn skip_whitespace(input: &mut impl BufRead) -> io::Result<Option<u8>> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let first = buf[i];
+                input.consume(i);
+                return Ok(Some(first));
+            }
+            None => {
+                let all = buf.len();
+                input.consume(all);
+            }
+        }
+    }
+}
+
+/// The whole of `input`, refused beyond `limit` bytes.
+fn hold(input: impl Read, limit: u64) -> Result<Vec<u8>, LeakError> {
+    let mut file = Vec::new();
+    input.take(limit.saturating_add(1)).read_to_end(&mut file)?;
+    if file.len() as u64 > limit {
+        return Err(LeakError::TooLarge { limit });
+    }
+    Ok(file)
 }
 
 fn read_jsonl(input: impl BufRead) -> Result<Leak, LeakError> {

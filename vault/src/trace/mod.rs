@@ -21,6 +21,7 @@
 //! I/O beyond reading the leaked file from a caller's reader.
 
 mod leak;
+mod parquet;
 mod sketch;
 pub mod stats;
 
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 pub use leak::{Leak, LeakColumn, LeakError};
+pub use parquet::{PARQUET_MAGIC, PARQUET_MAX_BYTES};
 pub use sketch::{parse_token, SketchError, TokenSketch, EXTRACT_CAPACITY};
 pub use stats::Evidence;
 

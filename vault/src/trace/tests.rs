@@ -15,16 +15,7 @@ fn root(seed: u8) -> PseudonymRoot {
 }
 
 fn columns() -> Vec<ColumnSchema> {
-    sample::COLUMNS
-        .iter()
-        .map(|&(name, ty)| ColumnSchema {
-            name: name.into(),
-            semantic_type: ty,
-            confidence: 1.0,
-            grade: ty.default_grade(),
-            quasi_identifier: ty.default_quasi_identifier(),
-        })
-        .collect()
+    sample::column_schemas()
 }
 
 fn raw_rows() -> Vec<Vec<String>> {
