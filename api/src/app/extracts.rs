@@ -63,6 +63,9 @@ pub const EXTRACT_ID_HEADER: &str = "zonevault-extract-id";
 pub const POLICY_VERSION_HEADER: &str = "zonevault-policy-version";
 /// Chunks in flight between the producer and the response body.
 const CHANNEL_CHUNKS: usize = 8;
+
+/// Largest piece of the body sent through the channel at once.
+const PIECE: usize = 64 * 1024;
 /// How long the producer waits for the client to start reading.
 const FIRST_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -378,10 +381,14 @@ struct ChannelWriter<'a> {
 }
 
 impl Write for ChannelWriter<'_> {
+    /// Sends `buf` in pieces of at most [`PIECE`] bytes: small buffers
+    /// the allocator reuses, however large the writes.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        for piece in buf.chunks(PIECE) {
+            self.tx
+                .blocking_send(Ok(Bytes::copy_from_slice(piece)))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        }
         Ok(buf.len())
     }
 

@@ -4,6 +4,7 @@
 //! body as delivered.
 
 use std::io::{self, BufWriter, Write};
+use std::sync::Mutex;
 
 use ring::digest::{Context, SHA256};
 
@@ -79,11 +80,17 @@ pub(super) enum Encoded {
     Cells(Vec<String>),
 }
 
+/// Chunk buffers kept for reuse: a few per reader, so a long extract does
+/// not allocate (and hand the allocator) a large buffer per chunk.
+const SPARE_BUFFERS: usize = 16;
+
 /// Encodes rows of already desensitized cells in one format.
 pub(super) struct Encoder {
     format: Format,
     /// JSON keys, each already encoded with its quotes and colon.
     keys: Vec<String>,
+    /// Emptied text buffers of written chunks, for the next chunks.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Encoder {
@@ -93,14 +100,31 @@ impl Encoder {
             .iter()
             .map(|n| format!("{}:", json_string(n)))
             .collect();
-        Self { format, keys }
+        Self {
+            format,
+            keys,
+            spare: Mutex::new(Vec::new()),
+        }
     }
 
-    /// An empty chunk.
+    /// An empty chunk (a reused buffer when one is spare).
     pub(super) fn chunk(&self) -> Encoded {
-        match self.format {
-            Format::Parquet => Encoded::Cells(Vec::new()),
-            _ => Encoded::Text(Vec::with_capacity(super::chunks::CHUNK_ROWS as usize * 128)),
+        if self.format == Format::Parquet {
+            return Encoded::Cells(Vec::new());
+        }
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        Encoded::Text(
+            spare.unwrap_or_else(|| Vec::with_capacity(super::chunks::CHUNK_ROWS as usize * 128)),
+        )
+    }
+
+    /// Takes back a written chunk's buffer for a later chunk.
+    pub(super) fn recycle(&self, chunk: Encoded) {
+        if let (Encoded::Text(mut buffer), Ok(mut spare)) = (chunk, self.spare.lock()) {
+            if spare.len() < SPARE_BUFFERS {
+                buffer.clear();
+                spare.push(buffer);
+            }
         }
     }
 
@@ -151,15 +175,17 @@ impl<W: Write + Send> RowWriter<W> {
         Ok(w)
     }
 
-    /// Writes one chunk of an [`Encoder`] of the same format.
-    pub(super) fn chunk(&mut self, chunk: Encoded) -> io::Result<()> {
-        match (&mut self.out, chunk) {
-            (Sink::Text(out), Encoded::Text(bytes)) => out.write_all(&bytes),
+    /// Writes one chunk of an [`Encoder`] of the same format; returns it,
+    /// written, for [`Encoder::recycle`].
+    pub(super) fn chunk(&mut self, chunk: Encoded) -> io::Result<Encoded> {
+        match (&mut self.out, &chunk) {
+            (Sink::Text(out), Encoded::Text(bytes)) => out.write_all(bytes)?,
             (Sink::Parquet(rows), Encoded::Cells(cells)) => cells
                 .chunks(self.columns.max(1))
-                .try_for_each(|row| rows.row(row)),
-            _ => Err(io::Error::other("an extract chunk of another format")),
+                .try_for_each(|row| rows.row(row))?,
+            _ => return Err(io::Error::other("an extract chunk of another format")),
         }
+        Ok(chunk)
     }
 
     /// Flushes everything to the sink; returns it with the body's size and
@@ -231,7 +257,7 @@ mod tests {
             let mut chunk = encoder.chunk();
             let cells: Vec<String> = r.iter().map(|s| s.to_string()).collect();
             encoder.row(&mut chunk, &cells);
-            w.chunk(chunk).unwrap();
+            encoder.recycle(w.chunk(chunk).unwrap());
         }
         let (body, n, digest) = w.finish().unwrap();
         assert_eq!(n, body.len() as u64);

@@ -126,7 +126,7 @@ pub fn run<W: Write + Send>(
     if let Some(span) = span {
         let work = |conn: &Connection, range| release.chunk(conn, range);
         chunks::in_order(conns, span, work, |chunk: Released| {
-            writer.chunk(chunk.encoded)?;
+            release.encoder.recycle(writer.chunk(chunk.encoded)?);
             chunk.tokens.into_iter().for_each(|t| sketch.insert(t));
             written += chunk.rows;
             suppressed += chunk.suppressed;
