@@ -82,6 +82,11 @@ async fn run(plan: &Plan) -> Result<Report> {
         report.destruction = Some(destruction::run_pairs(plan, &server).await?);
     }
     if plan.memory_10m {
+        // A server of its own: the figures are the import's and the
+        // extract's, not what the workloads before them left resident
+        // (the ledger's in-memory tree of every earlier request, say).
+        drop(server);
+        let server = zonevault::Server::start()?;
         let memory = import::memory_check(&server).await?;
         if memory.is_ok() {
             let run = extract::once(&server, "bench-10m", args::MEMORY_CHECK_ROWS).await?;
