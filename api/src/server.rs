@@ -143,7 +143,8 @@ async fn connection(
     };
     let Some(cert_der) = end_entity(&tls_stream) else {
         // Unreachable with a mandatory client verifier; refuse regardless.
-        tls.handshake_stats().record(HandshakeFailure::NoCert);
+        tls.handshake_stats()
+            .record_from(peer_addr.ip(), HandshakeFailure::NoCert);
         return;
     };
     let peer = PeerInfo::new(cert_der, peer_addr);
