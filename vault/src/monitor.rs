@@ -167,44 +167,6 @@ pub struct Alert {
 const OUTBOUND: &[&str] = &["/v1/extracts", "/v1/aggregates"];
 /// The routes that read or write a dataset's rows.
 const DATA_ROUTES: &[&str] = &["/v1/extracts", "/v1/aggregates", "/v1/datasets/{id}/rows"];
-/// The fields of a stored ledger entry that decide whether
-/// [`Monitor::observe`] can do anything with it, read without allocating
-/// (most entries, such as health checks, cannot; they need not be parsed
-/// in full).
-#[derive(Debug, Deserialize)]
-pub struct Glance<'a> {
-    kind: EntryKind,
-    decision: Decision,
-    #[serde(borrow)]
-    identity: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    route: std::borrow::Cow<'a, str>,
-    #[serde(default, borrow)]
-    resources: Vec<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    rows: Option<u64>,
-}
-
-impl Glance<'_> {
-    /// Whether [`Monitor::observe`] may raise an alert for this entry or
-    /// change what it remembers; `false` means it would do neither.
-    pub fn matters(&self) -> bool {
-        if self.kind != EntryKind::Request {
-            return false;
-        }
-        if self.decision == Decision::Deny {
-            return true;
-        }
-        if self.decision != Decision::Allow || self.identity == "anonymous" {
-            return false;
-        }
-        let route = self.route.as_ref();
-        DATA_ROUTES.contains(&route)
-            || (OUTBOUND.contains(&route) && self.rows.is_some())
-            || self.resources.iter().any(|r| r.starts_with("dataset:"))
-    }
-}
-
 /// Longest baseline kept per subject.
 const MAX_HISTORY: usize = 64;
 
@@ -566,46 +528,8 @@ mod tests {
         entries
             .iter()
             .enumerate()
-            .flat_map(|(i, e)| {
-                let alerts = m.observe(i as u64, e, &lookup);
-                // What the API skips unparsed never raises anything.
-                assert!(glance(e) || alerts.is_empty(), "{alerts:?}");
-                alerts
-            })
+            .flat_map(|(i, e)| m.observe(i as u64, e, &lookup))
             .collect()
-    }
-
-    fn glance(e: &LedgerEntry) -> bool {
-        let leaf = e.to_leaf_bytes().unwrap();
-        serde_json::from_slice::<Glance>(&leaf).unwrap().matters()
-    }
-
-    #[test]
-    fn the_glance_skips_what_cannot_alert() {
-        let request = |identity: &str, route: &str, decision| {
-            LedgerEntry::new(EntryKind::Request, identity, "GET", route, decision)
-        };
-        assert!(!glance(&request(CAROL, "/v1/health", Decision::Allow)));
-        assert!(!glance(&request(
-            "anonymous",
-            "/v1/extracts",
-            Decision::Allow
-        )));
-        assert!(!glance(&request(CAROL, "/v1/extracts", Decision::Error)));
-        let mut event = request("system", "/v1/extracts", Decision::Allow);
-        event.kind = EntryKind::Event;
-        assert!(!glance(&event));
-        assert!(glance(&request(CAROL, "/v1/health", Decision::Deny)));
-        assert!(glance(&request("anonymous", "/v1/health", Decision::Deny)));
-        assert!(glance(&request(
-            CAROL,
-            "/v1/datasets/{id}/rows",
-            Decision::Allow
-        )));
-        assert!(glance(&extract(0, 10, "g", "d")));
-        let mut read = request(CAROL, "/v1/datasets/{id}", Decision::Allow);
-        read.resources = vec!["dataset:d1".into()];
-        assert!(glance(&read));
     }
 
     fn kinds(alerts: &[Alert]) -> Vec<(AlertKind, String)> {

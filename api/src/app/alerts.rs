@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use vault::catalog::StoredAlert;
 use vault::ledger::{Decision, EntryKind, LedgerEntry};
-use vault::monitor::{Alert, AlertKind, Glance, Monitor, Thresholds};
+use vault::monitor::{Alert, AlertKind, Monitor, Thresholds};
 
 use super::audit::Audit;
 use super::zones::{answer, catalog, Answer};
@@ -98,10 +98,6 @@ pub fn catch_up(state: &AppState) -> Result<usize, ApiError> {
             .entries(*next, end)
             .map_err(ApiError::ledger_unavailable)?;
         for (i, leaf) in (*next..).zip(leaves) {
-            let matters = serde_json::from_slice::<Glance>(&leaf).is_ok_and(|g| g.matters());
-            if !matters {
-                continue;
-            }
             let Ok(entry) = serde_json::from_slice::<LedgerEntry>(&leaf) else {
                 continue;
             };
