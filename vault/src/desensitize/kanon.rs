@@ -65,17 +65,9 @@ impl EquivalenceClasses {
         }
     }
 
-    /// Writes the class key of `row` into `key`: each quasi-identifier cell
-    /// prefixed by its length, so distinct tuples never share a key.
+    /// Writes the class key of `row` into `key` (see [`key_at`]).
     fn key_into(&self, row: &[String], key: &mut String) {
-        use std::fmt::Write as _;
-        key.clear();
-        for &i in &self.quasi_identifiers {
-            let cell = row.get(i).map_or("", String::as_str);
-            // Writing to a String cannot fail.
-            let _ = write!(key, "{}:", cell.len());
-            key.push_str(cell);
-        }
+        key_at(row, &self.quasi_identifiers, key);
     }
 
     /// Counts one row; allocates only for a class not seen before.
@@ -107,18 +99,33 @@ impl EquivalenceClasses {
 
     /// Whether `row` lies in a class of at least `k` rows.
     pub fn admits(&self, row: &[String], k: usize) -> bool {
-        self.admits_with(row, k, &mut String::new())
+        self.admits_at(row, &self.quasi_identifiers, k, &mut String::new())
     }
 
-    /// [`Self::admits`], building the key in `scratch` (reused row to row).
-    pub fn admits_with(&self, row: &[String], k: usize, scratch: &mut String) -> bool {
-        self.key_into(row, scratch);
+    /// Whether the cells of `row` at `at` (one per quasi-identifier, in
+    /// order) form a class of at least `k` rows; the key is built in
+    /// `scratch`, reused row to row. For a wider row than was counted.
+    pub fn admits_at(&self, row: &[String], at: &[usize], k: usize, scratch: &mut String) -> bool {
+        key_at(row, at, scratch);
         self.counts.get(scratch.as_str()).is_some_and(|&n| n >= k)
     }
 
     /// How many observed rows lie in classes smaller than `k`.
     pub fn rows_below(&self, k: usize) -> usize {
         self.counts.values().filter(|&&n| n < k).sum()
+    }
+}
+
+/// Writes into `key` the class key of the cells of `row` at `at`: each
+/// cell prefixed by its length, so distinct tuples never share a key.
+fn key_at(row: &[String], at: &[usize], key: &mut String) {
+    use std::fmt::Write as _;
+    key.clear();
+    for &i in at {
+        let cell = row.get(i).map_or("", String::as_str);
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{}:", cell.len());
+        key.push_str(cell);
     }
 }
 

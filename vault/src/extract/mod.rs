@@ -181,17 +181,12 @@ impl Release<'_> {
             tokens: Vec::new(),
         };
         let mut out = Vec::with_capacity(self.d.plan().len());
-        let mut key = Vec::with_capacity(self.d.quasi_identifiers().len());
         let mut scratch = String::new();
         self.selection.for_each_row_in(conn, range, |row| {
             self.d.apply_row(row, &mut out);
             if let Some(c) = self.classes {
-                key.resize_with(self.d.quasi_identifiers().len(), String::new);
-                for (cell, &i) in key.iter_mut().zip(self.d.quasi_identifiers()) {
-                    cell.clear();
-                    cell.push_str(&out[i]);
-                }
-                if !c.admits_with(&key, self.k, &mut scratch) {
+                let at = self.d.quasi_identifiers();
+                if !c.admits_at(&out, at, self.k, &mut scratch) {
                     done.suppressed += 1;
                     return Ok(());
                 }
