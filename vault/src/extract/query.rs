@@ -43,6 +43,9 @@ impl Selection {
     /// table's first row to its last, or to the `row_limit`-th row that
     /// matches the filter when the limit binds. `None` for no rows.
     pub(super) fn span(&self, conn: &Connection) -> Result<Option<RowidRange>, ExtractError> {
+        if self.row_limit == 0 {
+            return Ok(None);
+        }
         // Two subqueries: each is one seek, where `min(rowid), max(rowid)`
         // in one SELECT scans the whole table.
         let bounds: (Option<i64>, Option<i64>) = conn.query_row(
@@ -53,9 +56,6 @@ impl Selection {
         let (Some(first), Some(last)) = bounds else {
             return Ok(None);
         };
-        if self.row_limit == 0 {
-            return Ok(None);
-        }
         let width = u64::try_from(i128::from(last) - i128::from(first) + 1).unwrap_or(u64::MAX);
         if width <= self.row_limit {
             return Ok(Some((first, last)));
