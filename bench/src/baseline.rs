@@ -98,6 +98,11 @@ impl Process {
         })
     }
 
+    /// The baseline server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The baseline reached with `role`'s certificate from `pki`.
     pub fn endpoint(&self, pki: &Path, role: &str) -> Result<Endpoint> {
         Endpoint::new(self.port, pki, role)

@@ -259,8 +259,22 @@ fn requests_rows(t: &mut String, a: &requests::Results) {
     );
     row(
         t,
+        "   server CPU per request, µs",
+        ours(|r| r.server_cpu_us),
+        base(|r| r.server_cpu_us),
+        None,
+    );
+    row(
+        t,
         "   ledger fsyncs per 1000 requests",
         a.fsyncs_per_1000,
+        f64::NAN,
+        None,
+    );
+    row(
+        t,
+        "   mean ledger fsync, ms",
+        a.fsync_mean_ms,
         f64::NAN,
         None,
     );
