@@ -52,7 +52,8 @@ pub fn unseal(tpm: &mut Tpm, sealed: &Sealed) -> Result<MasterKey> {
 }
 
 /// Opens the ledger of `datadir` with the checkpoint key derived from
-/// `master`, logging a torn tail that was cut off.
+/// `master`, logging a torn tail that was cut off and an `entries.idx` that
+/// had to be rebuilt.
 pub fn open_ledger(
     datadir: &DataDir,
     master: &MasterKey,
@@ -72,6 +73,12 @@ pub fn open_ledger(
             offset = torn.offset,
             bytes = torn.bytes_removed,
             "ledger: a torn final record was cut off at startup"
+        );
+    }
+    if let Some(from) = report.index_repaired_from {
+        tracing::info!(
+            from,
+            "ledger: entries.idx did not match entries.log and was rebuilt from this entry"
         );
     }
     Ok(ledger)

@@ -8,7 +8,9 @@
 //! complete, aligned power-of-two subtree (about `2n` hashes in all, 64 MiB
 //! for a million entries). Every left child in the RFC recursion is such a
 //! subtree, so the root of any prefix is `O(log n)` lookups and hashes, and
-//! proofs are `O(log² n)`, for any tree size up to the current one.
+//! proofs are `O(log² n)`, for any tree size up to the current one. Offline
+//! verification builds one; the running ledger uses
+//! [`super::tiles::TiledTree`], which gives the same answers in bounded memory.
 
 use ring::digest::{Context, SHA256};
 
@@ -73,7 +75,7 @@ fn finish(ctx: Context) -> Hash {
 }
 
 /// The largest power of two strictly smaller than `n` (`n >= 2`).
-fn split_point(n: u64) -> u64 {
+pub(crate) fn split_point(n: u64) -> u64 {
     let k = n.next_power_of_two();
     if k == n {
         n / 2

@@ -7,11 +7,19 @@
 //! methods return. Formats: leaf bytes in [`entry`], file layout in
 //! [`store`], checkpoints and notes in [`checkpoint`], hashing and proofs in
 //! [`merkle`], offline verification in [`verify`].
+//!
+//! Memory stays bounded as the ledger grows: the running tree ([`tiles`])
+//! keeps two hashes per 256 entries (about 0.25 byte per entry) and one
+//! tile of leaf hashes, and record offsets and the other leaf hashes are
+//! read from `entries.idx` ([`record_index`]), a cache of `entries.log`
+//! rebuilt at open wherever it does not match.
 
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+pub mod record_index;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 mod writer;
 
@@ -106,12 +114,15 @@ pub struct OpenReport {
     pub torn_tail: Option<TornTail>,
     /// Size of the signed checkpoint the tree was verified against.
     pub verified_checkpoint_size: Option<u64>,
+    /// The first entry from which `entries.idx` was rewritten or cut because
+    /// it did not match `entries.log` (it is a cache); `None` if it matched.
+    pub index_repaired_from: Option<u64>,
 }
 
-/// Offsets and tree of committed entries.
+/// Tree and log end of committed entries; their offsets and leaf hashes are
+/// in [`Shared::records`].
 struct Index {
-    tree: merkle::MerkleTree,
-    offsets: Vec<u64>,
+    tree: tiles::TiledTree,
     end: u64,
 }
 
@@ -125,6 +136,8 @@ struct Latest {
 struct Shared {
     paths: LedgerPaths,
     index: RwLock<Index>,
+    /// `entries.idx`: holds the records of entries below the published size.
+    records: record_index::RecordIndex,
     reader: File,
     failed: AtomicBool,
     fsyncs: AtomicU64,
@@ -178,6 +191,7 @@ impl Ledger {
             entries: rec.tree.size(),
             torn_tail: rec.torn,
             verified_checkpoint_size: rec.checkpoint.as_ref().map(|(c, _)| c.size),
+            index_repaired_from: rec.index_repaired_from,
         };
         let (size, note) = rec
             .checkpoint
@@ -186,9 +200,9 @@ impl Ledger {
             paths,
             index: RwLock::new(Index {
                 tree: rec.tree,
-                offsets: rec.offsets,
                 end: rec.end,
             }),
+            records: rec.records,
             reader,
             failed: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
@@ -286,31 +300,28 @@ impl Ledger {
 
     /// Leaf bytes of entries `[start, end)`, for serving as JSON lines verbatim.
     pub fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
-        let (from, to, offsets) = {
+        let (size, log_end) = {
             let index = self.shared.read_index();
-            let size = index.tree.size();
-            if start > end || end > size {
-                return Err(MerkleError::IndexOutOfRange {
-                    index: end.max(start),
-                    size,
-                }
-                .into());
-            }
-            if start == end {
-                return Ok(Vec::new());
-            }
-            let to = index
-                .offsets
-                .get(end as usize)
-                .copied()
-                .unwrap_or(index.end);
-            (
-                index.offsets[start as usize],
-                to,
-                index.offsets[start as usize..end as usize].to_vec(),
-            )
+            (index.tree.size(), index.end)
         };
-        let mut buf = vec![0u8; (to - from) as usize];
+        if start > end || end > size {
+            return Err(MerkleError::IndexOutOfRange {
+                index: end.max(start),
+                size,
+            }
+            .into());
+        }
+        if start == end {
+            return Ok(Vec::new());
+        }
+        // Records below the published size never change while open.
+        let from = self.shared.records.offset(start)?;
+        let to = if end < size {
+            self.shared.records.offset(end)?
+        } else {
+            log_end
+        };
+        let mut buf = vec![0u8; to.saturating_sub(from) as usize];
         let path = &self.shared.paths.entries;
         self.shared
             .reader
@@ -319,43 +330,33 @@ impl Ledger {
                 path: path.clone(),
                 source,
             })?;
-        offsets
-            .iter()
-            .zip(start..)
-            .map(|(&o, i)| split_record(&buf[(o - from) as usize..], i))
-            .collect()
+        split_records(&buf, start, end)
     }
 
     /// The stored leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         let index_guard = self.shared.read_index();
-        let size = index_guard.tree.size();
-        index_guard
-            .tree
-            .leaf(index)
-            .ok_or(LedgerError::Range(MerkleError::IndexOutOfRange {
-                index,
-                size,
-            }))
+        index_guard.tree.leaf(index, &self.shared.records)
     }
 
     /// The root over the first `size` entries.
     pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
-        Ok(self.shared.read_index().tree.root(size)?)
+        let records = &self.shared.records;
+        self.shared.read_index().tree.root(size, records)
     }
 
     /// Inclusion proof of entry `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
-        Ok(self.shared.read_index().tree.inclusion_proof(index, size)?)
+        let records = &self.shared.records;
+        let index_guard = self.shared.read_index();
+        index_guard.tree.inclusion_proof(index, size, records)
     }
 
     /// Consistency proof between tree sizes `first <= second`.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
-        Ok(self
-            .shared
-            .read_index()
-            .tree
-            .consistency_proof(first, second)?)
+        let records = &self.shared.records;
+        let index_guard = self.shared.read_index();
+        index_guard.tree.consistency_proof(first, second, records)
     }
 
     /// The signed checkpoint note for the current size, signing and persisting one if stale.
@@ -388,16 +389,37 @@ impl Ledger {
     }
 }
 
-/// The entry bytes of record `index` starting at `rec` (hash-checked at open
-/// or write; a length that no longer fits means the file changed under us).
-fn split_record(rec: &[u8], index: u64) -> Result<Vec<u8>, LedgerError> {
-    let tampered = || LedgerError::Tampered {
+/// The entry bytes of records `start..end`, which fill `buf` exactly
+/// (hash-checked at open or write; framing that no longer fits means the
+/// file changed under us).
+fn split_records(buf: &[u8], start: u64, end: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
+    let mut rest = buf;
+    let mut out = Vec::with_capacity((end - start) as usize);
+    for index in start..end {
+        let entry = split_record(rest, index)?;
+        rest = &rest[entry.len() + store::RECORD_OVERHEAD..];
+        out.push(entry);
+    }
+    if !rest.is_empty() {
+        return Err(framing_changed(end - 1));
+    }
+    Ok(out)
+}
+
+fn framing_changed(index: u64) -> LedgerError {
+    LedgerError::Tampered {
         index,
         reason: "record framing changed on disk while open".into(),
-    };
-    let len = rec.get(..4).ok_or_else(tampered)?;
+    }
+}
+
+/// The entry bytes of record `index` at the start of `rec`.
+fn split_record(rec: &[u8], index: u64) -> Result<Vec<u8>, LedgerError> {
+    let len = rec.get(..4).ok_or_else(|| framing_changed(index))?;
     let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    rec.get(4..4 + n).map(<[u8]>::to_vec).ok_or_else(tampered)
+    rec.get(..n + store::RECORD_OVERHEAD)
+        .map(|r| r[4..4 + n].to_vec())
+        .ok_or_else(|| framing_changed(index))
 }
 
 impl Drop for Ledger {
@@ -431,7 +453,7 @@ impl Shared {
         let (size, root) = {
             let index = self.read_index();
             let size = index.tree.size();
-            (size, index.tree.root(size)?)
+            (size, index.tree.root(size, &self.records)?)
         };
         if latest.size == Some(size) {
             return Ok(latest.note.clone());
@@ -449,5 +471,64 @@ impl Shared {
             written: Instant::now(),
         };
         Ok(note)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// This process's resident and peak resident set size, in KiB.
+    fn rss_kib() -> (u64, u64) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// A measurement, not a timed test: the process RSS after opening, after
+    /// 10,000 small appends (allocator warmed up) and after a million. Run it with `cargo test --release -p vault
+    /// --lib ledger_memory_after_a_million_appends -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: run in release with --ignored --nocapture"]
+    fn ledger_memory_after_a_million_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LedgerOptions {
+            checkpoint_interval: Duration::from_secs(3600),
+        };
+        let seed = Zeroizing::new([3u8; 32]);
+        let (ledger, _) = Ledger::open(dir.path(), "rss", seed, options).unwrap();
+        let (before, mut warm) = (rss_kib(), (0, 0));
+        for wave in 0..100u64 {
+            if wave == 1 {
+                warm = rss_kib();
+            }
+            let (tx, rx) = mpsc::channel();
+            for i in wave * 10_000..(wave + 1) * 10_000 {
+                let tx = tx.clone();
+                let bytes = format!("{{\"n\":{i}}}").into_bytes();
+                ledger.submit(bytes, Box::new(move |r| tx.send(r).unwrap()));
+            }
+            drop(tx);
+            rx.into_iter().for_each(|r| assert!(r.is_ok(), "{r:?}"));
+        }
+        let (size, index) = (1_000_000, 123_456);
+        assert_eq!(ledger.size(), size);
+        let proof = ledger.inclusion_proof(index, size).unwrap();
+        let (leaf, root) = (ledger.leaf_hash(index).unwrap(), ledger.root(size).unwrap());
+        assert!(merkle::verify_inclusion(index, size, &leaf, &proof, &root));
+        let after = rss_kib();
+        println!(
+            "ledger RSS KiB: opened {}, after 10k entries {}, after 1M {} \
+             (+{} over the last 990k), peak {}",
+            before.0,
+            warm.0,
+            after.0,
+            after.0 - warm.0,
+            after.1
+        );
     }
 }

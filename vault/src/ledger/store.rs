@@ -9,6 +9,8 @@
 //! `checkpoints.log` is an append-only history of notes, each framed as
 //! `[u32 big-endian length][note bytes]`; it is only used to locate which
 //! entries changed when the tree no longer matches the latest checkpoint.
+//! `entries.idx` is a rebuildable cache of each record's offset and leaf
+//! hash (see [`super::record_index`]); the scan at open brings it in line.
 //!
 //! At open, a damaged or torn *final* record (or a tail of zeros) that lies
 //! beyond the last signed checkpoint is cut off: nothing acknowledged can be
@@ -29,7 +31,9 @@ use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{Checkpoint, NoteVerifier};
-use super::merkle::{leaf_hash, Hash, MerkleTree};
+use super::merkle::{leaf_hash, Hash};
+use super::record_index::{IndexSync, RecordIndex};
+use super::tiles::TiledTree;
 use super::LedgerError;
 
 /// The largest entry the ledger accepts (16 MiB).
@@ -91,6 +95,8 @@ pub struct LedgerPaths {
     pub dir: PathBuf,
     /// `entries.log`.
     pub entries: PathBuf,
+    /// `entries.idx` (offset and leaf hash per entry; a cache of `entries.log`).
+    pub index: PathBuf,
     /// `checkpoints` (latest signed note).
     pub checkpoint: PathBuf,
     /// `checkpoints.log` (history of notes).
@@ -103,6 +109,7 @@ impl LedgerPaths {
         let dir = data_dir.join("ledger");
         Self {
             entries: dir.join("entries.log"),
+            index: dir.join("entries.idx"),
             checkpoint: dir.join("checkpoints"),
             history: dir.join("checkpoints.log"),
             dir,
@@ -133,10 +140,6 @@ struct Problem {
 
 /// The valid prefix of `entries.log`.
 pub(crate) struct Scan {
-    /// Offset of each record.
-    pub offsets: Vec<u64>,
-    /// Tree over the valid records.
-    pub tree: MerkleTree,
     problem: Option<Problem>,
     /// Where the last valid record ends.
     pub end: u64,
@@ -169,78 +172,52 @@ fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
     }
 }
 
-/// Reads records until EOF or the first bad one.
-fn scan(r: &mut impl Read) -> io::Result<Scan> {
-    let (mut offsets, mut tree, mut offset) = (Vec::new(), MerkleTree::new(), 0u64);
+/// Reads records until EOF or the first bad one, handing each valid
+/// record's offset and leaf hash to `record`.
+fn scan(r: &mut impl Read, record: &mut impl FnMut(u64, Hash)) -> io::Result<Scan> {
+    let (mut count, mut offset) = (0u64, 0u64);
     let mut entry = Vec::new();
     loop {
-        let index = offsets.len() as u64;
-        let mut len = [0u8; 4];
-        let got = read_full(r, &mut len)?;
-        if got == 0 {
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: None,
-                end: offset,
-            });
-        }
+        let stop = |problem| Scan {
+            problem,
+            end: offset,
+        };
         let bad = |defect, tail_is_empty| Problem {
-            index,
+            index: count,
             offset,
             defect,
             tail_is_empty,
         };
+        let mut len = [0u8; 4];
+        let got = read_full(r, &mut len)?;
+        if got == 0 {
+            return Ok(stop(None));
+        }
         let n = u32::from_be_bytes(len) as usize;
         if got == 4 && n == 0 {
             // Entries are never empty: zeros from here on are preallocated
             // space, where the log ends; anything else is damage.
             let zero = rest_is_zero(r)?;
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: (!zero).then(|| bad(Defect::HashMismatch, false)),
-                end: offset,
-            });
+            return Ok(stop((!zero).then(|| bad(Defect::HashMismatch, false))));
         }
         if got < 4 {
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: Some(bad(Defect::Truncated, true)),
-                end: offset,
-            });
+            return Ok(stop(Some(bad(Defect::Truncated, true))));
         }
         if n > MAX_ENTRY_LEN {
             let zero = len == [0; 4] && rest_is_zero(r)?;
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: Some(bad(Defect::Oversized, zero)),
-                end: offset,
-            });
+            return Ok(stop(Some(bad(Defect::Oversized, zero))));
         }
         entry.resize(n + 32, 0);
         if read_full(r, &mut entry)? < n + 32 {
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: Some(bad(Defect::Truncated, true)),
-                end: offset,
-            });
+            return Ok(stop(Some(bad(Defect::Truncated, true))));
         }
         let hash = leaf_hash(&entry[..n]);
         if hash[..] != entry[n..] {
             let empty = rest_is_zero(r)?;
-            return Ok(Scan {
-                offsets,
-                tree,
-                problem: Some(bad(Defect::HashMismatch, empty)),
-                end: offset,
-            });
+            return Ok(stop(Some(bad(Defect::HashMismatch, empty))));
         }
-        offsets.push(offset);
-        tree.push(hash);
+        record(offset, hash);
+        count += 1;
         offset += (n + RECORD_OVERHEAD) as u64;
     }
 }
@@ -259,8 +236,10 @@ pub struct TornTail {
 /// The state recovered from disk.
 pub(crate) struct Recovered {
     pub file: File,
-    pub offsets: Vec<u64>,
-    pub tree: MerkleTree,
+    pub records: RecordIndex,
+    /// The first entry from which `entries.idx` was rewritten or cut.
+    pub index_repaired_from: Option<u64>,
+    pub tree: TiledTree,
     pub end: u64,
     pub torn: Option<TornTail>,
     pub checkpoint: Option<(Checkpoint, String)>,
@@ -292,7 +271,8 @@ fn load_checkpoint(
     Ok(Some((checkpoint, note)))
 }
 
-/// Opens `entries.log`, cuts a torn tail, and checks the tree against the checkpoint.
+/// Opens `entries.log`, cuts a torn tail, brings `entries.idx` in line, and
+/// checks the tree against the checkpoint.
 pub(crate) fn recover(
     paths: &LedgerPaths,
     verifier: &NoteVerifier,
@@ -308,14 +288,46 @@ pub(crate) fn recover(
         .truncate(false)
         .open(path)
         .map_err(io_err(path))?;
-    let scan = scan(&mut BufReader::with_capacity(1 << 20, &file)).map_err(io_err(path))?;
+    let (mut tree, mut sync) = (TiledTree::new(), IndexSync::open(&paths.index)?);
+    let scan = scan(
+        &mut BufReader::with_capacity(1 << 20, &file),
+        &mut |offset, hash| {
+            tree.push(hash);
+            sync.push(offset, &hash);
+        },
+    )
+    .map_err(io_err(path))?;
+    let (end, torn) = cut_after_scan(&mut file, &scan, signed, path)?;
+    let (records, index_repaired_from) = sync.finish()?;
+    if let Some((cp, _)) = &checkpoint {
+        check_against_checkpoint(paths, verifier, &tree, &records, cp)?;
+    }
+    Ok(Recovered {
+        file,
+        records,
+        index_repaired_from,
+        tree,
+        end,
+        torn,
+        checkpoint,
+    })
+}
+
+/// Cuts a torn tail or unused preallocated zeros after the last valid
+/// record; returns where the records end and the torn tail cut.
+fn cut_after_scan(
+    file: &mut File,
+    scan: &Scan,
+    signed: u64,
+    path: &Path,
+) -> Result<(u64, Option<TornTail>), LedgerError> {
     let file_len = file.metadata().map_err(io_err(path))?.len();
     let torn = match scan.problem {
         None => None,
         Some(p) => Some(
-            cut_torn_tail(&mut file, p, signed, file_len).map_err(|e| match e {
+            cut_torn_tail(file, p, signed, file_len).map_err(|e| match e {
                 CutError::Io(source) => LedgerError::Io {
-                    path: path.clone(),
+                    path: path.to_owned(),
                     source,
                 },
                 CutError::Tampered(reason) => LedgerError::Tampered {
@@ -331,17 +343,7 @@ pub(crate) fn recover(
         file.set_len(end).map_err(io_err(path))?;
         file.sync_all().map_err(io_err(path))?;
     }
-    if let Some((cp, _)) = &checkpoint {
-        check_against_checkpoint(paths, verifier, &scan.tree, cp)?;
-    }
-    Ok(Recovered {
-        file,
-        offsets: scan.offsets,
-        tree: scan.tree,
-        end,
-        torn,
-        checkpoint,
-    })
+    Ok((end, torn))
 }
 
 enum CutError {
@@ -382,7 +384,8 @@ fn cut_torn_tail(
 fn check_against_checkpoint(
     paths: &LedgerPaths,
     verifier: &NoteVerifier,
-    tree: &MerkleTree,
+    tree: &TiledTree,
+    records: &RecordIndex,
     cp: &Checkpoint,
 ) -> Result<(), LedgerError> {
     if cp.size > tree.size() {
@@ -395,10 +398,10 @@ fn check_against_checkpoint(
             ),
         });
     }
-    if tree.root(cp.size)? == cp.root {
+    if tree.root(cp.size, records)? == cp.root {
         return Ok(());
     }
-    let (lo, hi) = locate_change(paths, verifier, tree, cp.size);
+    let (lo, hi) = locate_change(paths, verifier, tree, records, cp.size);
     Err(LedgerError::Tampered {
         index: lo,
         reason: format!(
@@ -413,7 +416,8 @@ fn check_against_checkpoint(
 fn locate_change(
     paths: &LedgerPaths,
     verifier: &NoteVerifier,
-    tree: &MerkleTree,
+    tree: &TiledTree,
+    records: &RecordIndex,
     size: u64,
 ) -> (u64, u64) {
     let mut sizes: Vec<Checkpoint> = read_history(&paths.history)
@@ -422,7 +426,7 @@ fn locate_change(
         .filter(|c| c.size <= size)
         .collect();
     sizes.sort_by_key(|c| c.size);
-    let matches = |c: &Checkpoint| tree.root(c.size).is_ok_and(|r| r == c.root);
+    let matches = |c: &Checkpoint| tree.root(c.size, records).is_ok_and(|r| r == c.root);
     // Roots of prefixes that contain a changed entry never match again.
     let first_bad = sizes.partition_point(matches);
     let lo = first_bad.checked_sub(1).map_or(0, |i| sizes[i].size);
@@ -491,39 +495,55 @@ mod tests {
         assert_eq!(&bytes[6..], &leaf_hash(b"ab"));
     }
 
+    /// Scans `bytes`, returning the scan and how many valid records it handed out.
+    fn scan_counting(bytes: &[u8]) -> (Scan, u64) {
+        let mut count = 0;
+        let s = scan(&mut &bytes[..], &mut |_, _| count += 1).unwrap();
+        (s, count)
+    }
+
     #[test]
     fn scan_classifies_truncation_and_damage() {
         let bytes = log_of(&[b"one", b"two", b"three"]);
-        let s = scan(&mut &bytes[..bytes.len() - 5]).unwrap();
+        let (s, count) = scan_counting(&bytes[..bytes.len() - 5]);
         let p = s.problem.unwrap();
         assert_eq!(
-            (s.offsets.len(), p.index, p.defect, p.tail_is_empty),
+            (count, p.index, p.defect, p.tail_is_empty),
             (2, 2, Defect::Truncated, true)
         );
         let mut flipped = bytes.clone();
         flipped[4 + 3 + 32 + 4] ^= 1; // first byte of "two"
-        let p = scan(&mut &flipped[..]).unwrap().problem.unwrap();
+        let p = scan(&mut &flipped[..], &mut |_, _| {})
+            .unwrap()
+            .problem
+            .unwrap();
         assert_eq!(
             (p.index, p.defect, p.tail_is_empty),
             (1, Defect::HashMismatch, false)
         );
         let mut zeros = bytes.clone();
         zeros.extend_from_slice(&[0; 100]);
-        let s = scan(&mut &zeros[..]).unwrap();
+        let (s, count) = scan_counting(&zeros);
         assert!(s.problem.is_none(), "a zero tail is preallocated space");
-        assert_eq!((s.offsets.len(), s.end), (3, bytes.len() as u64));
+        assert_eq!((count, s.end), (3, bytes.len() as u64));
         let mut torn_into_zeros = bytes[..bytes.len() - 5].to_vec();
         torn_into_zeros.extend_from_slice(&[0; 100]);
-        let p = scan(&mut &torn_into_zeros[..]).unwrap().problem.unwrap();
+        let p = scan(&mut &torn_into_zeros[..], &mut |_, _| {})
+            .unwrap()
+            .problem
+            .unwrap();
         assert_eq!(
             (p.index, p.defect, p.tail_is_empty),
             (2, Defect::HashMismatch, true)
         );
         let mut zeros_then_data = zeros.clone();
         zeros_then_data.push(1);
-        let p = scan(&mut &zeros_then_data[..]).unwrap().problem.unwrap();
+        let p = scan(&mut &zeros_then_data[..], &mut |_, _| {})
+            .unwrap()
+            .problem
+            .unwrap();
         assert_eq!((p.index, p.tail_is_empty), (3, false));
-        let s = scan(&mut &bytes[..]).unwrap();
+        let s = scan(&mut &bytes[..], &mut |_, _| {}).unwrap();
         assert!(s.problem.is_none());
         assert_eq!(s.end, bytes.len() as u64);
     }

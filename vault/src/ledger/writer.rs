@@ -1,20 +1,24 @@
 //! The group-commit writer thread.
 //!
 //! Appenders send jobs over a channel. The writer takes every job waiting,
-//! writes their records with one positioned write into preallocated space
-//! (see [`super::store`]), calls one `fdatasync`, and only then adds the
-//! leaves to the tree and answers each job with its index. If
-//! the write or the sync fails, every job in the batch gets
+//! writes their `entries.idx` records with one positioned write (a cache,
+//! never synced, see [`super::record_index`]), then their log records with
+//! one positioned write into preallocated space (see [`super::store`]),
+//! calls one `fdatasync`, and only then adds the leaves to the tree and
+//! answers each job with its index. If
+//! a write or the sync fails, every job in the batch gets
 //! [`LedgerError::Io`] and the ledger stays failed: later jobs get
 //! [`LedgerError::Failed`], because bytes of unknown state may now sit at the
 //! end of the log. Reopening cuts them off.
 
 use std::io;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use super::merkle::Hash;
 use super::store::{encode_record, LogFile, PREALLOCATE};
 use super::{LedgerError, Shared};
 
@@ -120,24 +124,21 @@ fn commit(log: &mut Log, shared: &Shared, batch: Vec<Job>) {
         .iter()
         .map(|j| encode_record(&j.bytes, &mut buf))
         .collect();
-    let offset = shared.read_index().end;
+    let (size, offset) = {
+        let index = shared.read_index();
+        (index.tree.size(), index.end)
+    };
+    // Index first: if it cannot be written, the log is left untouched.
+    if let Err(e) = write_index(shared, size, offset, &batch, &hashes) {
+        return fail_batch(shared, batch, &shared.paths.index, &e);
+    }
     if let Err(e) = write_and_sync(log, shared, &buf, offset) {
-        shared.failed.store(true, Ordering::SeqCst);
-        for job in batch {
-            let source = io::Error::new(e.kind(), e.to_string());
-            (job.done)(Err(LedgerError::Io {
-                path: shared.paths.entries.clone(),
-                source,
-            }));
-        }
-        return;
+        return fail_batch(shared, batch, &shared.paths.entries, &e);
     }
     let first = {
         let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
         let first = index.tree.size();
         for (job, hash) in batch.iter().zip(&hashes) {
-            let offset = index.end;
-            index.offsets.push(offset);
             index.tree.push(*hash);
             index.end += (job.bytes.len() + 36) as u64;
         }
@@ -146,6 +147,40 @@ fn commit(log: &mut Log, shared: &Shared, batch: Vec<Job>) {
     for (i, job) in batch.into_iter().enumerate() {
         (job.done)(Ok(first + i as u64));
     }
+}
+
+/// Answers every job of a failed batch and fails the ledger.
+fn fail_batch(shared: &Shared, batch: Vec<Job>, path: &Path, e: &io::Error) {
+    shared.failed.store(true, Ordering::SeqCst);
+    for job in batch {
+        let source = io::Error::new(e.kind(), e.to_string());
+        (job.done)(Err(LedgerError::Io {
+            path: path.to_owned(),
+            source,
+        }));
+    }
+}
+
+/// Writes the `entries.idx` records of a batch whose log records start at
+/// `offset` and whose first entry is `first`.
+fn write_index(
+    shared: &Shared,
+    first: u64,
+    offset: u64,
+    batch: &[Job],
+    hashes: &[Hash],
+) -> io::Result<()> {
+    let mut at = offset;
+    let records: Vec<_> = batch
+        .iter()
+        .zip(hashes)
+        .map(|(job, hash)| {
+            let record = (at, *hash);
+            at += (job.bytes.len() + 36) as u64;
+            record
+        })
+        .collect();
+    shared.records.write(first, &records)
 }
 
 fn write_and_sync(log: &mut Log, shared: &Shared, buf: &[u8], offset: u64) -> io::Result<()> {
