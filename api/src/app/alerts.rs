@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use vault::catalog::StoredAlert;
 use vault::ledger::{Decision, EntryKind, LedgerEntry};
-use vault::monitor::{Alert, AlertKind, Monitor, Thresholds};
+use vault::monitor::{Alert, AlertKind, Monitor, Observed, Thresholds};
 
 use super::audit::Audit;
 use super::zones::{answer, catalog, Answer};
@@ -98,7 +98,7 @@ pub fn catch_up(state: &AppState) -> Result<usize, ApiError> {
             .entries(*next, end)
             .map_err(ApiError::ledger_unavailable)?;
         for (i, leaf) in (*next..).zip(leaves) {
-            let Ok(entry) = serde_json::from_slice::<LedgerEntry>(&leaf) else {
+            let Ok(entry) = Observed::parse(&leaf) else {
                 continue;
             };
             let lookup = |grant: &str| row_limit(state, grant);
