@@ -184,18 +184,11 @@ fn decision_of(status: StatusCode) -> LedgerDecision {
 /// Appends `entry` through the ledger's group-commit writer and waits for
 /// the batch holding it to be fsynced.
 pub async fn append(state: &AppState, entry: &LedgerEntry) -> Result<u64, String> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    state.ledger.append_then(
-        entry,
-        Box::new(move |result| {
-            let _ = tx.send(result);
-        }),
-    );
-    match rx.await {
-        Ok(Ok(index)) => Ok(index),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err("ledger writer stopped".to_owned()),
-    }
+    state
+        .ledger
+        .append_async(entry)
+        .await
+        .map_err(|err| err.to_string())
 }
 
 fn route_label(path: &str) -> &'static str {

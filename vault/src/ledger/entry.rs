@@ -137,7 +137,14 @@ impl LedgerEntry {
 
     /// The canonical leaf bytes (one JSON line, no trailing newline).
     pub fn to_leaf_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        let mut out = Vec::with_capacity(512);
+        self.write_leaf_bytes(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the canonical leaf bytes to `out`.
+    pub fn write_leaf_bytes(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
     }
 
     /// Parses leaf bytes back into an entry.

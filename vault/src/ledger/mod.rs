@@ -17,18 +17,21 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod merkle;
+mod queue;
 pub mod record_index;
 pub mod store;
 pub mod tiles;
 pub mod verify;
 mod writer;
 
+use std::cell::RefCell;
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -41,6 +44,8 @@ pub use merkle::{Hash, MerkleError};
 pub use store::{LedgerPaths, LogFile, TornTail};
 pub use verify::{verify_export, VerifiedLedger, VerifyError};
 pub use writer::{Completion, FsyncHistogram};
+
+use queue::{Queue, Waiter};
 
 /// Ledger failures. Any of them on `append` means: answer 503, release no data.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +155,7 @@ struct Shared {
 /// The durable, verifiable audit ledger. Share it with `Arc`.
 pub struct Ledger {
     shared: Arc<Shared>,
-    tx: Option<Sender<writer::Job>>,
+    queue: Arc<Queue>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -215,12 +220,12 @@ impl Ledger {
             }),
             interval: options.checkpoint_interval,
         });
-        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(Queue::new());
         let log = wrap(rec.file);
-        let for_writer = Arc::clone(&shared);
+        let (for_writer, queue_for_writer) = (Arc::clone(&shared), Arc::clone(&queue));
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(rx, log, for_writer))
+            .spawn(move || writer::run(queue_for_writer, log, for_writer))
             .map_err(|source| LedgerError::Io {
                 path: shared.paths.dir.clone(),
                 source,
@@ -228,7 +233,7 @@ impl Ledger {
         Ok((
             Self {
                 shared,
-                tx: Some(tx),
+                queue,
                 thread: Some(thread),
             },
             report,
@@ -237,45 +242,71 @@ impl Ledger {
 
     /// Appends `entry` and returns its index once it is durably on disk.
     pub fn append(&self, entry: &LedgerEntry) -> Result<u64, LedgerError> {
-        self.append_bytes(entry.to_leaf_bytes()?)
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_entry(entry, Waiter::Blocking(tx));
+        rx.recv().unwrap_or(Err(LedgerError::Closed))
     }
 
     /// Appends raw leaf bytes (one JSON line, no newline) and waits for durability.
     pub fn append_bytes(&self, bytes: Vec<u8>) -> Result<u64, LedgerError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(
-            bytes,
-            Box::new(move |r| {
-                // The receiver waits below, so this send only fails if it is gone.
-                let _ = tx.send(r);
-            }),
-        );
+        self.submit(&bytes, Waiter::Blocking(tx));
         rx.recv().unwrap_or(Err(LedgerError::Closed))
     }
 
     /// Non-blocking append: `done` runs on the writer thread after the batch
-    /// holding this entry was synced (or failed). Async callers complete a
-    /// oneshot channel from it.
+    /// holding this entry was synced (or failed).
     pub fn append_then(&self, entry: &LedgerEntry, done: Completion) {
-        match entry.to_leaf_bytes() {
-            Ok(bytes) => self.submit(bytes, done),
-            Err(e) => done(Err(e.into())),
+        self.submit_entry(entry, Waiter::Callback(done));
+    }
+
+    /// Queues `entry` now and resolves to its index once it is durably on
+    /// disk: for async callers, which must not block a runtime thread.
+    pub fn append_async(
+        &self,
+        entry: &LedgerEntry,
+    ) -> impl Future<Output = Result<u64, LedgerError>> + Send + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit_entry(entry, Waiter::Async(tx));
+        async move { rx.await.unwrap_or(Err(LedgerError::Closed)) }
+    }
+
+    /// Serializes `entry` into this thread's scratch buffer and queues it.
+    fn submit_entry(&self, entry: &LedgerEntry, waiter: Waiter) {
+        let refused = SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let queued = match entry.write_leaf_bytes(buf) {
+                Ok(()) => self.enqueue(buf, waiter),
+                Err(e) => Err((waiter, e.into())),
+            };
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::with_capacity(SCRATCH_KEEP);
+            }
+            queued
+        });
+        // Outside the borrow: a callback may append again.
+        if let Err((waiter, err)) = refused {
+            waiter.finish(Err(err));
         }
     }
 
-    fn submit(&self, bytes: Vec<u8>, done: Completion) {
+    /// Queues leaf bytes for the writer, or tells the waiter why not.
+    fn submit(&self, bytes: &[u8], waiter: Waiter) {
+        if let Err((waiter, err)) = self.enqueue(bytes, waiter) {
+            waiter.finish(Err(err));
+        }
+    }
+
+    fn enqueue(&self, bytes: &[u8], waiter: Waiter) -> Result<(), (Waiter, LedgerError)> {
         if bytes.len() > store::MAX_ENTRY_LEN {
-            return done(Err(LedgerError::TooLarge(bytes.len())));
+            return Err((waiter, LedgerError::TooLarge(bytes.len())));
         }
         if self.shared.failed.load(Ordering::SeqCst) {
-            return done(Err(LedgerError::Failed));
+            return Err((waiter, LedgerError::Failed));
         }
-        let Some(tx) = &self.tx else {
-            return done(Err(LedgerError::Closed));
-        };
-        if let Err(mpsc::SendError(job)) = tx.send(writer::Job { bytes, done }) {
-            (job.done)(Err(LedgerError::Closed));
-        }
+        self.queue
+            .push(bytes, waiter)
+            .map_err(|waiter| (waiter, LedgerError::Closed))
     }
 
     /// Whether an earlier write failed (appends are refused).
@@ -422,9 +453,18 @@ fn split_record(rec: &[u8], index: u64) -> Result<Vec<u8>, LedgerError> {
         .ok_or_else(|| framing_changed(index))
 }
 
+thread_local! {
+    /// Where [`Ledger::submit_entry`] serializes, so that an append
+    /// allocates no buffer of its own.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(SCRATCH_KEEP));
+}
+
+/// The scratch buffer goes back to this capacity after a larger entry.
+const SCRATCH_KEEP: usize = 4096;
+
 impl Drop for Ledger {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        self.queue.close();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -510,7 +550,8 @@ mod tests {
             for i in wave * 10_000..(wave + 1) * 10_000 {
                 let tx = tx.clone();
                 let bytes = format!("{{\"n\":{i}}}").into_bytes();
-                ledger.submit(bytes, Box::new(move |r| tx.send(r).unwrap()));
+                let done = Box::new(move |r| tx.send(r).unwrap());
+                ledger.submit(&bytes, Waiter::Callback(done));
             }
             drop(tx);
             rx.into_iter().for_each(|r| assert!(r.is_ok(), "{r:?}"));

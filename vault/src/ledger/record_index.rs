@@ -251,7 +251,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         for e in entries {
             let tx = tx.clone();
-            ledger.submit(e.clone(), Box::new(move |r| tx.send(r).unwrap()));
+            let done = Box::new(move |r| tx.send(r).unwrap());
+            ledger.submit(e, super::super::queue::Waiter::Callback(done));
         }
         for _ in entries {
             rx.recv().unwrap().unwrap();

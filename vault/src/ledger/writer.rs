@@ -1,25 +1,23 @@
 //! The group-commit writer thread.
 //!
-//! Appenders send jobs over a channel. The writer takes every job waiting,
-//! writes their `entries.idx` records with one positioned write (a cache,
-//! never synced, see [`super::record_index`]), then their log records with
-//! one positioned write into preallocated space (see [`super::store`]),
-//! calls one `fdatasync`, and only then adds the leaves to the tree and
-//! answers each job with its index. If
-//! a write or the sync fails, every job in the batch gets
-//! [`LedgerError::Io`] and the ledger stays failed: later jobs get
-//! [`LedgerError::Failed`], because bytes of unknown state may now sit at the
-//! end of the log. Reopening cuts them off.
+//! Appenders queue framed records (see [`super::queue`]). The writer takes
+//! everything queued, writes its `entries.idx` records with one positioned
+//! write (a cache, never synced, see [`super::record_index`]), then its log
+//! records with one positioned write into preallocated space (see
+//! [`super::store`]), calls one `fdatasync`, and only then adds the leaves
+//! to the tree and tells each waiter its index. If a write or the sync
+//! fails, every waiter in the batch gets [`LedgerError::Io`] and the ledger
+//! stays failed: later appends get [`LedgerError::Failed`], because bytes of
+//! unknown state may now sit at the end of the log. Reopening cuts them off.
 
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
-use super::merkle::Hash;
-use super::store::{encode_record, LogFile, PREALLOCATE};
+use super::queue::{Batch, Queue};
+use super::store::{LogFile, PREALLOCATE, RECORD_OVERHEAD};
 use super::{LedgerError, Shared};
 
 /// Upper bounds (seconds) of the fsync latency buckets; a last bucket is `+Inf`.
@@ -67,15 +65,6 @@ impl FsyncHistogram {
 /// Called once with the append's outcome.
 pub type Completion = Box<dyn FnOnce(Result<u64, LedgerError>) + Send>;
 
-/// One append waiting to be committed.
-pub(crate) struct Job {
-    pub bytes: Vec<u8>,
-    pub done: Completion,
-}
-
-/// Most jobs committed in one batch.
-const MAX_BATCH: usize = 4096;
-
 /// The log file and how far it is allocated.
 struct Log {
     file: Box<dyn LogFile>,
@@ -83,19 +72,15 @@ struct Log {
     allocated: u64,
 }
 
-/// Runs until every sender is gone, then trims the unused preallocation.
-pub(crate) fn run(rx: Receiver<Job>, file: Box<dyn LogFile>, shared: Arc<Shared>) {
+/// Runs until the queue is closed and drained, then trims the unused
+/// preallocation.
+pub(crate) fn run(queue: Arc<Queue>, file: Box<dyn LogFile>, shared: Arc<Shared>) {
     let allocated = shared.read_index().end;
     let mut log = Log { file, allocated };
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit(&mut log, &shared, batch);
+    let mut batch = Batch::default();
+    while queue.take(&mut batch) {
+        commit(&mut log, &shared, &mut batch);
+        batch.clear();
         if !shared.failed.load(Ordering::SeqCst) {
             // A failed periodic checkpoint is retried by the next batch or by
             // `Ledger::checkpoint`, which reports the error.
@@ -112,49 +97,52 @@ pub(crate) fn run(rx: Receiver<Job>, file: Box<dyn LogFile>, shared: Arc<Shared>
     }
 }
 
-fn commit(log: &mut Log, shared: &Shared, batch: Vec<Job>) {
+/// Writes and syncs `batch`, then publishes its leaves and answers its
+/// waiters in order.
+fn commit(log: &mut Log, shared: &Shared, batch: &mut Batch) {
     if shared.failed.load(Ordering::SeqCst) {
         batch
-            .into_iter()
-            .for_each(|job| (job.done)(Err(LedgerError::Failed)));
+            .waiters
+            .drain(..)
+            .for_each(|w| w.finish(Err(LedgerError::Failed)));
         return;
     }
-    let mut buf = Vec::with_capacity(batch.iter().map(|j| j.bytes.len() + 36).sum());
-    let hashes: Vec<_> = batch
-        .iter()
-        .map(|j| encode_record(&j.bytes, &mut buf))
-        .collect();
     let (size, offset) = {
         let index = shared.read_index();
         (index.tree.size(), index.end)
     };
     // Index first: if it cannot be written, the log is left untouched.
-    if let Err(e) = write_index(shared, size, offset, &batch, &hashes) {
+    if let Err(e) = write_index(shared, size, offset, batch) {
         return fail_batch(shared, batch, &shared.paths.index, &e);
     }
-    if let Err(e) = write_and_sync(log, shared, &buf, offset) {
+    if let Err(e) = write_and_sync(log, shared, &batch.records, offset) {
         return fail_batch(shared, batch, &shared.paths.entries, &e);
     }
     let first = {
         let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
         let first = index.tree.size();
-        for (job, hash) in batch.iter().zip(&hashes) {
+        for (len, hash) in batch.lens.iter().zip(&batch.hashes) {
             index.tree.push(*hash);
-            index.end += (job.bytes.len() + 36) as u64;
+            index.end += record_len(*len);
         }
         first
     };
-    for (i, job) in batch.into_iter().enumerate() {
-        (job.done)(Ok(first + i as u64));
+    for (i, waiter) in batch.waiters.drain(..).enumerate() {
+        waiter.finish(Ok(first + i as u64));
     }
 }
 
-/// Answers every job of a failed batch and fails the ledger.
-fn fail_batch(shared: &Shared, batch: Vec<Job>, path: &Path, e: &io::Error) {
+/// Bytes a record of an entry of `len` bytes takes in `entries.log`.
+fn record_len(len: u32) -> u64 {
+    u64::from(len) + RECORD_OVERHEAD as u64
+}
+
+/// Answers every waiter of a failed batch and fails the ledger.
+fn fail_batch(shared: &Shared, batch: &mut Batch, path: &Path, e: &io::Error) {
     shared.failed.store(true, Ordering::SeqCst);
-    for job in batch {
+    for waiter in batch.waiters.drain(..) {
         let source = io::Error::new(e.kind(), e.to_string());
-        (job.done)(Err(LedgerError::Io {
+        waiter.finish(Err(LedgerError::Io {
             path: path.to_owned(),
             source,
         }));
@@ -163,20 +151,15 @@ fn fail_batch(shared: &Shared, batch: Vec<Job>, path: &Path, e: &io::Error) {
 
 /// Writes the `entries.idx` records of a batch whose log records start at
 /// `offset` and whose first entry is `first`.
-fn write_index(
-    shared: &Shared,
-    first: u64,
-    offset: u64,
-    batch: &[Job],
-    hashes: &[Hash],
-) -> io::Result<()> {
+fn write_index(shared: &Shared, first: u64, offset: u64, batch: &Batch) -> io::Result<()> {
     let mut at = offset;
     let records: Vec<_> = batch
+        .lens
         .iter()
-        .zip(hashes)
-        .map(|(job, hash)| {
+        .zip(&batch.hashes)
+        .map(|(len, hash)| {
             let record = (at, *hash);
-            at += (job.bytes.len() + 36) as u64;
+            at += record_len(*len);
             record
         })
         .collect();
