@@ -110,6 +110,20 @@ impl MerkleTree {
             .copied()
     }
 
+    /// The hash of the complete aligned subtree of height `height` at
+    /// position `i` (leaves `[i·2^height, (i+1)·2^height)`), if held.
+    pub(crate) fn node(&self, height: usize, i: u64) -> Option<Hash> {
+        self.levels
+            .get(height)?
+            .get(usize::try_from(i).ok()?)
+            .copied()
+    }
+
+    /// How many hashes the tree holds: every leaf and complete subtree.
+    pub(crate) fn stored_hashes(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
     /// Appends one leaf hash, completing any subtrees it closes.
     pub fn push(&mut self, leaf: Hash) {
         let mut hash = leaf;

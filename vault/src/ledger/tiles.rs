@@ -16,7 +16,7 @@
 //! current size reads nothing; a proof reads at most one tile per tree
 //! size involved and hashes at most 255 leaves per tile.
 
-use super::merkle::{empty_root, node_hash, split_point, Hash, MerkleError};
+use super::merkle::{empty_root, node_hash, split_point, Hash, MerkleError, MerkleTree};
 use super::LedgerError;
 
 /// Height of a tile: complete subtrees at least this high are kept in memory.
@@ -39,8 +39,9 @@ pub trait LeafSource {
 #[derive(Default)]
 pub struct TiledTree {
     size: u64,
-    /// `levels[h][i]` is the hash of leaves `[i·2^(h+8), (i+1)·2^(h+8))`.
-    levels: Vec<Vec<Hash>>,
+    /// A Merkle tree whose leaves are the roots of the complete tiles: its
+    /// node `(h, i)` is the hash of leaves `[i·2^(h+8), (i+1)·2^(h+8))`.
+    tiles: MerkleTree,
     /// Leaf hashes of the incomplete last tile, leaves `[size - size % 256, size)`.
     tail: Vec<Hash>,
 }
@@ -58,7 +59,7 @@ impl TiledTree {
 
     /// How many 32-byte hashes the tree holds in memory.
     pub fn memory_hashes(&self) -> usize {
-        self.levels.iter().map(Vec::len).sum::<usize>() + self.tail.len()
+        self.tiles.stored_hashes() + self.tail.len()
     }
 
     /// Appends one leaf hash; a full tail becomes a tile hash.
@@ -68,25 +69,7 @@ impl TiledTree {
         if self.tail.len() as u64 == TILE_WIDTH {
             let tile = range_root(&self.tail);
             self.tail.clear();
-            self.push_tile(tile);
-        }
-    }
-
-    /// Adds the hash of a completed tile, completing any subtrees it closes.
-    fn push_tile(&mut self, tile: Hash) {
-        let (mut hash, mut height) = (tile, 0);
-        loop {
-            if self.levels.len() == height {
-                self.levels.push(Vec::new());
-            }
-            let level = &mut self.levels[height];
-            level.push(hash);
-            if level.len() % 2 == 1 {
-                return;
-            }
-            let n = level.len();
-            hash = node_hash(&level[n - 2], &level[n - 1]);
-            height += 1;
+            self.tiles.push(tile);
         }
     }
 
@@ -186,7 +169,15 @@ impl<'a, S: LeafSource> Walk<'a, S> {
             let height = (n.trailing_zeros() - TILE_HEIGHT) as usize;
             // Complete aligned subtrees of tile height or more below the
             // tree size are always kept.
-            return Ok(self.tree.levels[height][(start / n) as usize]);
+            let size = self.tree.size;
+            return self
+                .tree
+                .tiles
+                .node(height, start / n)
+                .ok_or(LedgerError::Range(MerkleError::IndexOutOfRange {
+                    index: start,
+                    size,
+                }));
         }
         if start / TILE_WIDTH == (end - 1) / TILE_WIDTH {
             return self.within_tile(start, end);
