@@ -2,9 +2,10 @@
 //! over them, and signed checkpoints.
 //!
 //! Every entry is durably on disk (`fdatasync`) before [`Ledger::append`]
-//! returns its index; concurrent appends share one sync (group commit, see
-//! `writer`). The ledger never opens a socket: the API serves what the read
-//! methods return. Formats: leaf bytes in [`entry`], file layout in
+//! returns its index; concurrent appends share one sync (group commit: the
+//! appenders fill one batch, `queue`, which the `writer` thread takes). The
+//! ledger never opens a socket: the API serves what the read methods
+//! return. Formats: leaf bytes in [`entry`], file layout in
 //! [`store`], checkpoints and notes in [`checkpoint`], hashing and proofs in
 //! [`merkle`], offline verification in [`verify`].
 //!
@@ -247,13 +248,6 @@ impl Ledger {
         rx.recv().unwrap_or(Err(LedgerError::Closed))
     }
 
-    /// Appends raw leaf bytes (one JSON line, no newline) and waits for durability.
-    pub fn append_bytes(&self, bytes: Vec<u8>) -> Result<u64, LedgerError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(&bytes, Waiter::Blocking(tx));
-        rx.recv().unwrap_or(Err(LedgerError::Closed))
-    }
-
     /// Non-blocking append: `done` runs on the writer thread after the batch
     /// holding this entry was synced (or failed).
     pub fn append_then(&self, entry: &LedgerEntry, done: Completion) {
@@ -290,7 +284,9 @@ impl Ledger {
         }
     }
 
-    /// Queues leaf bytes for the writer, or tells the waiter why not.
+    /// Queues raw leaf bytes for the writer, or tells the waiter why not
+    /// (tests that write entries of their own).
+    #[cfg(test)]
     fn submit(&self, bytes: &[u8], waiter: Waiter) {
         if let Err((waiter, err)) = self.enqueue(bytes, waiter) {
             waiter.finish(Err(err));
