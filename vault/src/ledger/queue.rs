@@ -40,6 +40,9 @@ impl Waiter {
     }
 }
 
+/// A batch keeps up to this many bytes of record space between rounds.
+const KEEP_BYTES: usize = 1 << 20;
+
 /// Records waiting to be written, in order, with one waiter each.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -54,8 +57,12 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// Empties the batch, keeping its allocations for the next round.
+    /// Empties the batch, keeping its allocations for the next round
+    /// unless a burst made them larger than [`KEEP_BYTES`] of records.
     pub(crate) fn clear(&mut self) {
+        if self.records.capacity() > KEEP_BYTES {
+            *self = Batch::default();
+        }
         self.records.clear();
         self.lens.clear();
         self.hashes.clear();
@@ -166,6 +173,20 @@ mod tests {
         assert_eq!(batch.records, expected);
         assert_eq!(batch.hashes, hashes);
         assert_eq!(batch.lens, vec![7, 0, 9]);
+    }
+
+    #[test]
+    fn clear_keeps_small_buffers_and_drops_large_ones() {
+        let mut batch = Batch::default();
+        batch.push(b"x", leaf_hash(b"x"), Waiter::Callback(Box::new(|_| {})));
+        let kept = batch.records.capacity();
+        batch.clear();
+        assert!(batch.waiters.is_empty() && batch.records.is_empty());
+        assert_eq!(batch.records.capacity(), kept);
+        let big = vec![b'a'; KEEP_BYTES + 1];
+        batch.push(&big, leaf_hash(&big), Waiter::Callback(Box::new(|_| {})));
+        batch.clear();
+        assert_eq!(batch.records.capacity(), 0);
     }
 
     #[test]
