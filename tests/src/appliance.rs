@@ -60,6 +60,25 @@ pub fn zonevault(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run zonevault: {e}"))
 }
 
+/// `zonevault pki issue`: a client certificate for `role`, `org` and
+/// `person` from the CA in `ca`, written to `out`.
+pub fn issue_client_cert(ca: &Path, role: &str, org: &str, person: &str, out: &Path) {
+    zonevault_ok(&[
+        "pki",
+        "issue",
+        "--ca",
+        s(ca),
+        "--role",
+        role,
+        "--org",
+        org,
+        "--person",
+        person,
+        "--out",
+        s(out),
+    ]);
+}
+
 /// Runs `zonevault ARGS` and panics with its output unless it succeeded.
 pub fn zonevault_ok(args: &[&str]) -> String {
     let out = zonevault(args);
@@ -171,20 +190,7 @@ impl Appliance {
             ("analyst", "partner-a", "carol"),
         ] {
             let out = self.path(&format!("pki/{role}"));
-            zonevault_ok(&[
-                "pki",
-                "issue",
-                "--ca",
-                s(&ca),
-                "--role",
-                role,
-                "--org",
-                org,
-                "--person",
-                person,
-                "--out",
-                s(&out),
-            ]);
+            issue_client_cert(&ca, role, org, person, &out);
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply};
+use e2e::appliance::{issue_client_cert, Appliance, Reply};
 use serde_json::{json, Value};
 
 const CAROL: &str = "spiffe://test.zonevault/analyst/partner-a/carol";
@@ -146,20 +146,7 @@ fn refusals(st: &Setup, g: &str) {
 
     let ca = st.app.path("pki/ca");
     let dan = st.app.path("pki/dan");
-    zonevault_ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        s(&ca),
-        "--role",
-        "analyst",
-        "--org",
-        "partner-a",
-        "--person",
-        "dan",
-        "--out",
-        s(&dan),
-    ]);
+    issue_client_cert(&ca, "analyst", "partner-a", "dan", &dan);
     let other = st.aggregate("dan", json!({"grant": g, "metrics": [{"fn": "count"}]}));
     st.assert_refused(&other, "another recipient");
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply};
+use e2e::appliance::{issue_client_cert, Appliance, Reply};
 use serde_json::{json, Value};
 
 const TD: &str = "spiffe://test.zonevault";
@@ -52,20 +52,13 @@ impl Vault {
     fn start() -> Vault {
         let (app, _) = Appliance::serving_graded_dataset();
         for person in ["dan", "erin", "frank"] {
-            zonevault_ok(&[
-                "pki",
-                "issue",
-                "--ca",
-                s(&app.path("pki/ca")),
-                "--role",
+            issue_client_cert(
+                &app.path("pki/ca"),
                 "analyst",
-                "--org",
                 "partner-a",
-                "--person",
                 person,
-                "--out",
-                s(&app.path(&format!("pki/{person}"))),
-            ]);
+                &app.path(&format!("pki/{person}")),
+            );
         }
         for id in ["branches", "loans"] {
             app.operator_ok(&[

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use e2e::appliance::{files_containing, s, zonevault, zonevault_ok, Appliance};
+use e2e::appliance::{files_containing, issue_client_cert, s, zonevault, zonevault_ok, Appliance};
 use serde_json::{json, Value};
 
 /// A value that must never appear in clear anywhere in the data directory.
@@ -146,20 +146,7 @@ impl Zoned {
     fn issue(&self, dir: &str, role: &str, org: &str) {
         let ca = self.app.path("pki/ca");
         let out = self.app.path(&format!("pki/{dir}"));
-        zonevault_ok(&[
-            "pki",
-            "issue",
-            "--ca",
-            s(&ca),
-            "--role",
-            role,
-            "--org",
-            org,
-            "--person",
-            "eve",
-            "--out",
-            s(&out),
-        ]);
+        issue_client_cert(&ca, role, org, "eve", &out);
     }
 
     /// A client subcommand as `role`, with the `ZONEVAULT_*` variables set.

@@ -8,7 +8,7 @@
 
 use std::process::Output;
 
-use e2e::appliance::{files_containing, s, zonevault_ok, Appliance};
+use e2e::appliance::{files_containing, issue_client_cert, s, zonevault_ok, Appliance};
 use serde_json::{json, Value};
 
 fn parse(text: &str) -> Value {
@@ -32,20 +32,13 @@ impl Vault {
     /// a second regulator certificate from another organization.
     fn start() -> Vault {
         let mut app = Appliance::new();
-        zonevault_ok(&[
-            "pki",
-            "issue",
-            "--ca",
-            s(&app.path("pki/ca")),
-            "--role",
+        issue_client_cert(
+            &app.path("pki/ca"),
             "regulator",
-            "--org",
             "haidian-gov",
-            "--person",
             "eve",
-            "--out",
-            s(&app.path("pki/other-regulator")),
-        ]);
+            &app.path("pki/other-regulator"),
+        );
         app.init("0,2,4,7");
         app.start_server().expect("server starts");
         let v = Vault { app };

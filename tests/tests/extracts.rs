@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::process::Output;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply};
+use e2e::appliance::{issue_client_cert, s, Appliance, Reply};
 use serde_json::{json, Value};
 use vault::detect::{is_bank_card, is_mobile, is_resident_id, is_uscc, scan_text};
 
@@ -173,20 +173,7 @@ fn refusals(st: &Setup, a: &str, expires: &str) {
     // Another analyst's grant.
     let ca = st.app.path("pki/ca");
     let dan = st.app.path("pki/dan");
-    zonevault_ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        s(&ca),
-        "--role",
-        "analyst",
-        "--org",
-        "partner-a",
-        "--person",
-        "dan",
-        "--out",
-        s(&dan),
-    ]);
+    issue_client_cert(&ca, "analyst", "partner-a", "dan", &dan);
     st.assert_refused(&st.extract("dan", json!({"grant": a})), "another recipient");
 
     // Revoked, then expired.

@@ -10,7 +10,7 @@
 
 use std::process::Output;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply};
+use e2e::appliance::{issue_client_cert, s, Appliance, Reply};
 use serde_json::{json, Value};
 
 const CAROL: &str = "spiffe://test.zonevault/analyst/partner-a/carol";
@@ -34,20 +34,7 @@ impl Gov {
             ("dan", "analyst", "partner-a", "dan"),
         ] {
             let out = app.path(&format!("pki/{dir}"));
-            zonevault_ok(&[
-                "pki",
-                "issue",
-                "--ca",
-                s(&ca),
-                "--role",
-                role,
-                "--org",
-                org,
-                "--person",
-                person,
-                "--out",
-                s(&out),
-            ]);
+            issue_client_cert(&ca, role, org, person, &out);
         }
         Gov { app, sample }
     }

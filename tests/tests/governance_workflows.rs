@@ -7,7 +7,7 @@
 
 use std::process::Output;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply};
+use e2e::appliance::{issue_client_cert, s, Appliance, Reply};
 use serde_json::{json, Value};
 
 const CAROL: &str = "spiffe://test.zonevault/analyst/partner-a/carol";
@@ -521,20 +521,13 @@ fn in_hours(hours: i64) -> String {
 
 /// A regulator certificate of another organization than the Bureau.
 fn other_regulator(app: &Appliance) {
-    zonevault_ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        s(&app.path("pki/ca")),
-        "--role",
+    issue_client_cert(
+        &app.path("pki/ca"),
         "regulator",
-        "--org",
         "district-reg",
-        "--person",
         "eve",
-        "--out",
-        s(&app.path("pki/other-regulator")),
-    ]);
+        &app.path("pki/other-regulator"),
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api::pki::{self, Validity};
-use e2e::appliance::{s, zonevault_ok, Appliance, TRUST_DOMAIN};
+use e2e::appliance::{issue_client_cert, s, zonevault_ok, Appliance, TRUST_DOMAIN};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{AlertDescription, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::Value;
@@ -250,24 +250,6 @@ fn refusal(port: u16, config: Arc<ClientConfig>) -> AlertDescription {
     }
 }
 
-/// `zonevault pki issue` of a client certificate from the CA in `ca`.
-fn issue(ca: &Path, role: &str, org: &str, person: &str, out: &Path) {
-    zonevault_ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        s(ca),
-        "--role",
-        role,
-        "--org",
-        org,
-        "--person",
-        person,
-        "--out",
-        s(out),
-    ]);
-}
-
 /// `zonevault pki revoke`: revokes `cert_dir` and writes `pki/crl.pem`.
 fn revoke(app: &Appliance, cert_dir: &Path) {
     zonevault_ok(&[
@@ -304,7 +286,7 @@ fn handshake_with_a_certificate_from_another_ca_is_refused() {
         TRUST_DOMAIN,
     ]);
     let mallory = app.path("mallory");
-    issue(&other_ca, "operator", "zone-op", "alice", &mallory);
+    issue_client_cert(&other_ca, "operator", "zone-op", "alice", &mallory);
     // And a CA of another trust domain: an issuer the server never heard of.
     let stranger_ca = app.path("stranger-ca");
     zonevault_ok(&[
@@ -316,7 +298,7 @@ fn handshake_with_a_certificate_from_another_ca_is_refused() {
         "stranger.example",
     ]);
     let sam = app.path("sam");
-    issue(&stranger_ca, "operator", "zone-op", "sam", &sam);
+    issue_client_cert(&stranger_ca, "operator", "zone-op", "sam", &sam);
     let v = Vault::start(app, "");
     // The issuer's name matches, its signature does not verify.
     v.assert_refused(Some(&mallory), AlertDescription::DecryptError, "unknown_ca");
@@ -352,7 +334,7 @@ fn handshake_with_an_expired_certificate_is_refused() {
 fn handshake_with_a_revoked_certificate_is_refused_and_others_are_served() {
     let app = Appliance::new();
     let eve = app.path("pki/eve");
-    issue(&app.path("pki/ca"), "analyst", "partner-a", "eve", &eve);
+    issue_client_cert(&app.path("pki/ca"), "analyst", "partner-a", "eve", &eve);
     revoke(&app, &eve);
     let v = Vault::start(app, CRL_CONFIG);
     v.assert_refused(Some(&eve), AlertDescription::CertificateRevoked, "revoked");
@@ -370,8 +352,8 @@ fn sighup_reloads_the_crl_refusing_new_connections_and_keeping_open_ones() {
     let app = Appliance::new();
     let ca = app.path("pki/ca");
     let (old, frank) = (app.path("pki/old"), app.path("pki/frank"));
-    issue(&ca, "analyst", "partner-a", "old", &old);
-    issue(&ca, "analyst", "partner-a", "frank", &frank);
+    issue_client_cert(&ca, "analyst", "partner-a", "old", &old);
+    issue_client_cert(&ca, "analyst", "partner-a", "frank", &frank);
     // The first CRL lists another certificate, not frank's.
     revoke(&app, &old);
     let v = Vault::start(app, CRL_CONFIG);

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use e2e::appliance::{s, zonevault_ok, Appliance, Reply, TRUST_DOMAIN};
+use e2e::appliance::{issue_client_cert, s, Appliance, Reply, TRUST_DOMAIN};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType};
 use parquet::file::properties::WriterProperties;
@@ -45,20 +45,7 @@ fn json_of(text: &str) -> Value {
 
 fn issue_analyst(app: &Appliance, i: usize) {
     let (ca, out) = (app.path("pki/ca"), app.path(&format!("pki/{}", role(i))));
-    zonevault_ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        s(&ca),
-        "--role",
-        "analyst",
-        "--org",
-        "partner-a",
-        "--person",
-        &role(i),
-        "--out",
-        s(&out),
-    ]);
+    issue_client_cert(&ca, "analyst", "partner-a", &role(i), &out);
 }
 
 /// A grant of [`COLUMNS`] to analyst `i`; its id.
