@@ -578,6 +578,17 @@ impl Appliance {
         }
     }
 
+    /// Every ledger entry, fetched as the regulator (`GET /v1/ledger/entries`).
+    pub fn ledger_entries(&self) -> Vec<serde_json::Value> {
+        let reply = self.curl_full("regulator", "GET", "/v1/ledger/entries", None);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+            .body
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a ledger entry is JSON"))
+            .collect()
+    }
+
     /// Like [`Appliance::curl`], with the response headers.
     pub fn curl_full(&self, role: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.curl_as(role).send(method, path, body)

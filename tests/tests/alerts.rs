@@ -112,11 +112,6 @@ impl Vault {
         assert_eq!(r.status, 200, "{}", r.body);
         json_of(&r.body)["alerts"].as_array().unwrap().clone()
     }
-
-    fn ledger(&self) -> Vec<Value> {
-        let r = self.call("regulator", "GET", "/v1/ledger/entries", Value::Null);
-        r.body.lines().map(json_of).collect()
-    }
 }
 
 fn kinds(alerts: &[Value]) -> BTreeSet<(String, String)> {
@@ -229,7 +224,7 @@ fn each_alert_kind_fires_when_provoked_and_not_on_normal_work() {
 /// Every alert is a `security.alert` event, and its evidence entries are
 /// the subject's own.
 fn check_evidence(v: &Vault, alerts: &[Value]) {
-    let ledger = v.ledger();
+    let ledger = v.app.ledger_entries();
     for a in alerts {
         let event = &ledger[a["ledger_index"].as_u64().unwrap() as usize];
         assert_eq!(event["route"], "security.alert", "{event}");

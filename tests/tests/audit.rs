@@ -31,17 +31,6 @@ fn identity(role: &str) -> String {
     format!("spiffe://{TRUST_DOMAIN}/{role}/{org}/{person}")
 }
 
-/// Every committed entry (as of this request), fetched as the regulator.
-fn ledger(app: &Appliance) -> Vec<Value> {
-    let reply = app.curl_full("regulator", "GET", "/v1/ledger/entries", None);
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply
-        .body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn receipt(reply: &Reply) -> u64 {
     reply
         .ledger_index()
@@ -70,7 +59,7 @@ fn audit_wrong_role_is_refused_with_403_and_recorded_as_a_deny_with_its_identity
             "reason leaked: {}",
             reply.body
         );
-        let all = ledger(&app);
+        let all = app.ledger_entries();
         let e = &all[receipt(reply) as usize];
         assert_eq!(e["decision"], "deny", "{e}");
         assert_eq!(e["status"], 403, "{e}");
@@ -116,7 +105,7 @@ fn audit_n_mixed_requests_make_exactly_n_entries() {
     let n = requests.len() as u64;
     assert_eq!(after - before, n + 1, "exactly one entry per request");
     assert_eq!(receipts, (before + 1..=before + n).collect::<Vec<_>>());
-    let all = ledger(&app);
+    let all = app.ledger_entries();
     for ((role, method, path, status), index) in requests.iter().zip(&receipts) {
         let e = &all[*index as usize];
         assert_eq!(e["method"], *method, "{e}");
@@ -170,7 +159,7 @@ fn audit_analyst_proves_its_own_entry_but_not_an_operators() {
     let reply = app.curl_full("analyst", "GET", &path, None);
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert!(!reply.body.contains("hashes"), "{}", reply.body);
-    let denied = &ledger(&app)[receipt(&reply) as usize];
+    let denied = &app.ledger_entries()[receipt(&reply) as usize];
     assert_eq!(denied["decision"], "deny", "{denied}");
     assert_eq!(denied["identity"], identity("analyst").as_str());
 }
@@ -257,7 +246,7 @@ fn audit_kill9_under_load_loses_no_acknowledged_entry_and_the_ledger_verifies() 
         receipts.extend(load_then_kill9(&mut app, 40));
     }
     app.start_server().expect("server restarts after kill -9");
-    let all = ledger(&app);
+    let all = app.ledger_entries();
     assert!(receipts.len() >= 120);
     for (role, index) in &receipts {
         let e = all

@@ -162,18 +162,10 @@ impl Zoned {
             .expect("run zonevault")
     }
 
-    /// Every ledger entry, parsed.
-    fn ledger(&self) -> Vec<Value> {
-        let (code, text) = self
-            .app
-            .curl("regulator", "GET", "/v1/ledger/entries", None);
-        assert_eq!(code, 200, "{text}");
-        text.lines().map(parse).collect()
-    }
-
     /// Ledger entries for `route` with `decision`.
     fn ledger_count(&self, method: &str, route: &str, decision: &str) -> usize {
-        self.ledger()
+        self.app
+            .ledger_entries()
             .iter()
             .filter(|e| e["method"] == method && e["route"] == route && e["decision"] == decision)
             .count()
@@ -299,7 +291,8 @@ fn zone_dataset_import_detect_and_confirm() {
     assert_eq!(d["schema_confirmed"], true, "{d}");
     assert_eq!(column(&d, "amount")["grade"], "general-3", "{d}");
     let confirm = z
-        .ledger()
+        .app
+        .ledger_entries()
         .into_iter()
         .find(|e| e["details"]["event"] == "dataset.schema.confirm")
         .expect("a ledger entry for the confirmation");
@@ -500,7 +493,8 @@ fn regulators_see_their_zones_and_hand_supervision_over() {
     let (code, _) = z.get("regulator", "/v1/zones/finance");
     assert_eq!(code, 404);
     let entry = z
-        .ledger()
+        .app
+        .ledger_entries()
         .into_iter()
         .find(|e| e["details"]["event"] == "zone.supervision")
         .expect("handover entry");

@@ -52,18 +52,12 @@ impl Zone {
         stdout(&self.app.zonevault_as(role, args))
     }
 
-    fn ledger(&self) -> Vec<Value> {
-        let r = self.call("regulator", "GET", "/v1/ledger/entries", None);
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body.lines().map(json).collect()
-    }
-
     /// `reply` has `status`, and its ledger entry records `decision` with a
     /// reason containing `reason`.
     fn assert_recorded(&self, reply: &Reply, status: u16, decision: &str, reason: &str) {
         assert_eq!(reply.status, status, "{}", reply.body);
         let index = reply.ledger_index().expect("a ledger receipt") as usize;
-        let entry = &self.ledger()[index];
+        let entry = &self.app.ledger_entries()[index];
         assert_eq!(entry["decision"], decision, "{entry}");
         let recorded = entry["reason"].as_str().unwrap_or("");
         assert!(recorded.contains(reason), "{reason:?} not in {entry}");

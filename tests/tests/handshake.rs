@@ -24,7 +24,6 @@ use api::pki::{self, Validity};
 use e2e::appliance::{issue_client_cert, s, zonevault_ok, Appliance, TRUST_DOMAIN};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{AlertDescription, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The `[tls]` line pointing the server at the CA's CRL.
@@ -87,24 +86,11 @@ impl Vault {
         reply.ledger_index().expect("ledger receipt")
     }
 
-    /// Every ledger entry, fetched as the regulator.
-    fn ledger(&self) -> Vec<Value> {
-        let reply = self
-            .app
-            .curl_full("regulator", "GET", "/v1/ledger/entries", None);
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply
-            .body
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
     /// The indexes of the ledger entries made with the certificate in `dir`.
     fn entries_of(&self, dir: &Path) -> BTreeSet<u64> {
         let fingerprint = cert_sha256(dir);
         (0u64..)
-            .zip(self.ledger())
+            .zip(self.app.ledger_entries())
             .filter(|(_, e)| e["cert_sha256"] == fingerprint.as_str())
             .map(|(i, _)| i)
             .collect()
