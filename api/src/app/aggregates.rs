@@ -90,13 +90,7 @@ pub struct NoiseBody {
     request_body = AggregateBody,
     responses(
         (status = 200, description = "The cells, suppressed where small", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::DatasetUseErrors,
     )
 )]
 pub async fn create(

@@ -223,9 +223,7 @@ pub struct AlertQuery {
     params(AlertQuery),
     responses(
         (status = 200, description = "The alerts", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn list(

@@ -132,11 +132,7 @@ fn zones_of(catalog: &Catalog, operator: &str) -> Result<Vec<ZoneId>, ApiError> 
     request_body = RecordRequest,
     responses(
         (status = 201, description = "The assessment and its indicators", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::CreateErrors,
     )
 )]
 pub async fn record(
@@ -413,8 +409,7 @@ fn ledger_counts(
     summary = "List operator assessments",
     responses(
         (status = 200, description = "The assessments the caller may see", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list(

@@ -125,9 +125,7 @@ pub struct AttestationQuery {
     params(AttestationQuery),
     responses(
         (status = 200, description = "The quote and everything needed to verify it offline", body = attest::Bundle),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn attestation(

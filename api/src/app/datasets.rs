@@ -172,12 +172,7 @@ fn dataset_audit(d: &DatasetId, zone: &ZoneId) -> Audit {
     request_body = NewDatasetRequest,
     responses(
         (status = 201, description = "The dataset created", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn create(
@@ -274,11 +269,7 @@ pub fn remove_dataset_files(path: &std::path::Path) {
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The dataset", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 410, response = super::openapi::Gone),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::DatasetLookupErrors,
     )
 )]
 pub async fn show(
@@ -303,10 +294,7 @@ pub async fn show(
     params(("zone" = String, Path, description = "The zone id")),
     responses(
         (status = 200, description = "The zone's datasets", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn list(
@@ -430,12 +418,7 @@ fn schema_changes(before: &[ColumnSchema], after: &[ColumnSchema]) -> Vec<Value>
     request_body = SchemaRequest,
     responses(
         (status = 200, description = "The dataset with its schema", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn confirm_schema(

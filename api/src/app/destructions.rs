@@ -189,12 +189,7 @@ fn destruction_audit(d: &Destruction) -> Audit {
     request_body = DestructionRequest,
     responses(
         (status = 201, description = "The destruction request", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn request(
@@ -248,10 +243,7 @@ fn visible_destruction(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The destruction request", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(
@@ -278,10 +270,7 @@ pub async fn show(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The certificate as a signed note", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn certificate(
@@ -313,8 +302,7 @@ pub async fn certificate(
     summary = "Datasets past retention, due for destruction",
     responses(
         (status = 200, description = "The datasets due", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn due(
@@ -370,12 +358,7 @@ pub struct ApprovalRequest {
     request_body = ApprovalRequest,
     responses(
         (status = 200, description = "The destruction request, approved and executed or rejected", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn approval(

@@ -195,12 +195,7 @@ fn exit_cause(catalog: &Catalog, who: &Identity, zone: &ZoneId) -> Result<ExitCa
     request_body = ExitRequest,
     responses(
         (status = 201, description = "The exit procedure started", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn start(
@@ -240,10 +235,7 @@ pub async fn start(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The exit procedure", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(

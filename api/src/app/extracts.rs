@@ -108,13 +108,7 @@ struct Job {
     request_body = ExtractRequest,
     responses(
         (status = 200, description = "The extract, streamed; its manifest is signed at the end", content((String = "text/csv; charset=utf-8"), (String = "application/x-ndjson"), (String = "application/vnd.apache.parquet"))),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::DatasetUseErrors,
     )
 )]
 pub async fn create(
@@ -499,10 +493,7 @@ fn finish(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The manifest and its signed note", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn manifest(

@@ -138,12 +138,7 @@ fn submittable(catalog: &Catalog, who: &Identity, value: &str) -> Result<Dataset
     request_body = SubmitRequest,
     responses(
         (status = 201, description = "The feedback record and its findings", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn submit(
@@ -265,8 +260,7 @@ fn applications_for(
     summary = "List feedback data and its applications",
     responses(
         (status = 200, description = "The feedback records the caller may see", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list(
@@ -300,10 +294,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The feedback record", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(
@@ -338,12 +329,7 @@ pub struct ReviewRequest {
     request_body = ReviewRequest,
     responses(
         (status = 200, description = "The feedback record, reviewed", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn approval(
@@ -395,12 +381,7 @@ pub struct ApplyRequest {
     request_body = ApplyRequest,
     responses(
         (status = 201, description = "The application", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn apply(
@@ -473,12 +454,7 @@ fn application_audit(a: &FeedbackApplication, event: &str) -> Audit {
     request_body = ReviewRequest,
     responses(
         (status = 200, description = "The application, reviewed", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn review(

@@ -187,11 +187,7 @@ fn check_recipients(
     request_body = FileRequest,
     responses(
         (status = 201, description = "The filing", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyLookupErrors,
     )
 )]
 pub async fn file(
@@ -270,12 +266,7 @@ pub struct AcknowledgeRequest {
     request_body = AcknowledgeRequest,
     responses(
         (status = 200, description = "The filing, acknowledged or rejected", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn acknowledge(
@@ -337,8 +328,7 @@ pub async fn acknowledge(
     summary = "List data-use filings",
     responses(
         (status = 200, description = "The filings the caller may see", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list(
@@ -378,10 +368,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The filing and its grants", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(
@@ -459,10 +446,7 @@ fn read_ledger(state: &AppState, report: &mut UsageReport) -> Result<(), ApiErro
     params(("id" = String, Path, description = "The resource id"), ReportQuery),
     responses(
         (status = 200, description = "The usage report in the format asked for", content((Object = "application/json"), (String = "text/csv; charset=utf-8"), (String = "text/markdown; charset=utf-8"))),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn usage_report(

@@ -73,10 +73,7 @@ pub struct PartnerRequest {
     request_body = PartnerRequest,
     responses(
         (status = 200, description = "The partner organization", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyErrors,
     )
 )]
 pub async fn put_partner(
@@ -127,8 +124,7 @@ pub async fn put_partner(
     summary = "List partner organizations",
     responses(
         (status = 200, description = "partners: the partner organizations", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list_partners(State(state): State<Arc<AppState>>) -> Answer {
@@ -171,13 +167,7 @@ pub struct GrantRequest {
     request_body = GrantRequest,
     responses(
         (status = 201, description = "id and the grant", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::DatasetUseErrors,
     )
 )]
 pub async fn create(
@@ -517,9 +507,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "grants: the grants the caller may see", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn list(
@@ -569,10 +557,7 @@ fn may_see(catalog: &Catalog, who: &Identity, grant: &Grant) -> Result<bool, Api
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The grant, revoked", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn revoke(

@@ -18,8 +18,7 @@ use super::AppState;
     summary = "Sealed state, version and ledger size",
     responses(
         (status = 200, description = "status, sealed, master_key, version, appliance_id, ledger_size", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {

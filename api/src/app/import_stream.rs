@@ -126,13 +126,7 @@ fn parse_options(q: &ImportQuery) -> Result<ImportOptions, ApiError> {
     request_body(content((String = "text/csv"), (String = "application/jsonl")), description = "The rows, in the format the query names"),
     responses(
         (status = 200, description = "The import report: rows written and the digest", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 410, response = super::openapi::Gone),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::DatasetUseErrors,
     )
 )]
 pub async fn import(

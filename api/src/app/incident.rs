@@ -128,9 +128,7 @@ fn time_param(field: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>
     params(TraceQuery),
     responses(
         (status = 200, description = "The entries and their inclusion proofs", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn trace(

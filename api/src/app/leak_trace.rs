@@ -77,10 +77,7 @@ pub struct TraceQuery {
     request_body(content((String = "application/octet-stream")), description = "The leaked file, as found: CSV, JSON Lines or Parquet"),
     responses(
         (status = 200, description = "The verdict: the extract, its recipient and the p-value", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyErrors,
     )
 )]
 pub async fn trace(

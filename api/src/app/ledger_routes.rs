@@ -32,8 +32,7 @@ pub const MAX_ENTRIES_PER_PAGE: u64 = 10_000;
     summary = "Latest signed checkpoint (C2SP signed note)",
     responses(
         (status = 200, description = "C2SP tlog-checkpoint as a signed note", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -50,8 +49,7 @@ pub async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, 
     summary = "Signed-note verifier key of the checkpoints",
     responses(
         (status = 200, description = "The verifier key string", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn key(State(state): State<Arc<AppState>>) -> Response {
@@ -79,9 +77,7 @@ pub struct Range {
     params(Range),
     responses(
         (status = 200, description = "One entry per line, exactly its leaf bytes", body = String, content_type = "application/jsonl"),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn entries(
@@ -137,9 +133,7 @@ pub struct InclusionQuery {
     params(InclusionQuery),
     responses(
         (status = 200, description = "index, tree_size, leaf_hash, root_hash and the proof hashes (base64)", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn inclusion(
@@ -206,9 +200,7 @@ pub struct ConsistencyQuery {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "first, second and the proof hashes (base64)", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn consistency(
@@ -266,10 +258,7 @@ pub struct HashRequest {
     request_body = HashRequest,
     responses(
         (status = 200, description = "hmac: the hex HMAC-SHA256 of the value", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyErrors,
     )
 )]
 pub async fn hash(

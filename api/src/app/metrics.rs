@@ -42,8 +42,7 @@ impl Metrics {
     summary = "Prometheus metrics",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn render(State(state): State<Arc<AppState>>) -> Response {

@@ -25,8 +25,9 @@ mod responses;
 mod tests;
 
 pub use responses::{
-    BadRequest, Conflict, ErrorBody, ErrorCode, Forbidden, Gone, LedgerUnavailable, NotFound,
-    PayloadTooLarge,
+    BadRequest, BodyErrors, BodyLookupErrors, Conflict, CreateErrors, DatasetLookupErrors,
+    DatasetUseErrors, ErrorBody, ErrorCode, ErrorResponse, Forbidden, Gone, LedgerUnavailable,
+    LookupErrors, NotFound, PayloadTooLarge, QueryErrors, ReadErrors, StateChangeErrors,
 };
 
 /// What the document says of the API as a whole.
@@ -146,8 +147,7 @@ impl Modify for MutualTls {
     summary = "This document",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
-        (status = 403, response = Forbidden),
-        (status = 503, response = LedgerUnavailable),
+        ReadErrors,
     )
 )]
 pub async fn openapi(State(_): State<Arc<AppState>>) -> Json<Document> {

@@ -60,8 +60,7 @@ fn sha256_hex(text: &str) -> String {
     summary = "The desensitization policy in force (TOML, version, SHA-256)",
     responses(
         (status = 200, description = "version, sha256, builtin, toml (and who stored it, when)", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn show(State(state): State<Arc<AppState>>) -> Answer {
@@ -93,10 +92,7 @@ pub async fn show(State(state): State<Arc<AppState>>) -> Answer {
     request_body(content((String = "application/toml")), description = "The policy, TOML"),
     responses(
         (status = 201, description = "version and sha256 of the policy stored", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyErrors,
     )
 )]
 pub async fn replace(

@@ -83,11 +83,7 @@ fn may_open(catalog: &Catalog, who: &Identity, dataset: &Dataset) -> Result<bool
     request_body = OpenRequest,
     responses(
         (status = 201, description = "The ticket, with its deadline", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyLookupErrors,
     )
 )]
 pub async fn open(
@@ -205,9 +201,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "tickets: the tickets the caller may see", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::QueryErrors,
     )
 )]
 pub async fn list(
@@ -247,10 +241,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The ticket", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(
@@ -326,12 +317,7 @@ async fn step_route(
     request_body = StepRequest,
     responses(
         (status = 200, description = "The ticket", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn respond(
@@ -354,12 +340,7 @@ pub async fn respond(
     request_body = StepRequest,
     responses(
         (status = 200, description = "The ticket", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn dispute(
@@ -383,12 +364,7 @@ pub async fn dispute(
     request_body = StepRequest,
     responses(
         (status = 200, description = "The ticket", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn resolve(

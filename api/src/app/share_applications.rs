@@ -166,11 +166,7 @@ fn audit_of(a: &ShareApplication) -> Audit {
     request_body = FileRequest,
     responses(
         (status = 201, description = "The application filed", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyLookupErrors,
     )
 )]
 pub async fn file(
@@ -245,12 +241,7 @@ fn wrong_party(a: &ShareApplication, reason: String) -> Refused {
     request_body = ReviewBody,
     responses(
         (status = 200, description = "The application, assessed", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn assess(
@@ -297,12 +288,7 @@ pub async fn assess(
     request_body = ReviewBody,
     responses(
         (status = 200, description = "The application, decided", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::StateChangeErrors,
     )
 )]
 pub async fn decide(
@@ -402,8 +388,7 @@ fn may_see(catalog: &Catalog, who: &Identity, a: &ShareApplication) -> Result<bo
     summary = "List sharing applications",
     responses(
         (status = 200, description = "The applications the caller may see", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list(
@@ -448,10 +433,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The application", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(

@@ -255,11 +255,7 @@ fn regulator_org(field: &str, org: &str) -> Result<String, ApiError> {
     request_body = NewZoneRequest,
     responses(
         (status = 201, description = "The zone created", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 409, response = super::openapi::Conflict),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::CreateErrors,
     )
 )]
 pub async fn create(
@@ -304,8 +300,7 @@ pub async fn create(
     summary = "List zones",
     responses(
         (status = 200, description = "The zones the caller may see", body = Object),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::ReadErrors,
     )
 )]
 pub async fn list(
@@ -336,10 +331,7 @@ pub async fn list(
     params(("id" = String, Path, description = "The resource id")),
     responses(
         (status = 200, description = "The zone", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::LookupErrors,
     )
 )]
 pub async fn show(
@@ -377,11 +369,7 @@ pub struct HandoverRequest {
     request_body = HandoverRequest,
     responses(
         (status = 200, description = "The zone, with its new supervisor", body = Object),
-        (status = 400, response = super::openapi::BadRequest),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 413, response = super::openapi::PayloadTooLarge),
-        (status = 503, response = super::openapi::LedgerUnavailable),
+        super::openapi::BodyLookupErrors,
     )
 )]
 pub async fn hand_over(

@@ -92,8 +92,7 @@ fn audited(body: impl serde::Serialize, reason: &str, fingerprint: &str) -> Resp
     summary = "EK certificate and AK (public area, PEM, TPM name) for enrollment",
     responses(
         (status = 200, description = "What a regulator enrolls", body = attest::enrollment::Enrollment),
-        (status = 403, response = crate::app::openapi::Forbidden),
-        (status = 503, response = crate::app::openapi::LedgerUnavailable),
+        crate::app::openapi::ReadErrors,
     )
 )]
 pub async fn enrollment(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -119,10 +118,7 @@ pub async fn enrollment(State(state): State<Arc<AppState>>) -> Result<Response, 
     request_body = attest::enrollment::ChallengeRequest,
     responses(
         (status = 200, description = "The secret the TPM recovered", body = attest::enrollment::ChallengeResponse),
-        (status = 400, response = crate::app::openapi::BadRequest),
-        (status = 403, response = crate::app::openapi::Forbidden),
-        (status = 413, response = crate::app::openapi::PayloadTooLarge),
-        (status = 503, response = crate::app::openapi::LedgerUnavailable),
+        crate::app::openapi::BodyErrors,
     )
 )]
 pub async fn challenge(

@@ -1,12 +1,17 @@
-//! The error responses the handlers' `#[utoipa::path]` annotations refer to
-//! (`response = Forbidden`, …), and [`ErrorBody`], the schema of the JSON
-//! body that [`crate::error::ApiError`] renders. Each response is one entry
-//! of `components.responses`; a test renders every `ApiError` variant and
-//! checks it against the schema in the document, so the schema cannot drift
-//! from the wire format.
+//! The error responses of the API, each one entry of `components.responses`
+//! with the status it is always sent with ([`Forbidden`], …); the sets of
+//! them that the handlers' `#[utoipa::path]` annotations list after their
+//! success response ([`LookupErrors`], …), one set for each kind of
+//! operation; and [`ErrorBody`], the schema of the JSON body that
+//! [`crate::error::ApiError`] renders. A test renders every `ApiError`
+//! variant and checks it against the schema in the document, so the schema
+//! cannot drift from the wire format.
 
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{ToResponse, ToSchema};
+use utoipa::{IntoResponses, ToResponse, ToSchema};
 
 /// The JSON body of every error response (`crate::error::ApiError`). Only
 /// `field` and `problem` describe the caller's own request; a few
@@ -75,8 +80,14 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
+/// An error response of `components.responses`, always sent with [`Self::STATUS`].
+pub trait ErrorResponse: for<'r> ToResponse<'r> {
+    /// The status the response is sent with.
+    const STATUS: StatusCode;
+}
+
 macro_rules! error_responses {
-    ($($name:ident: $description:literal;)*) => {$(
+    ($($name:ident = $status:ident: $description:literal;)*) => {$(
         #[doc = $description]
         pub struct $name;
 
@@ -85,15 +96,73 @@ macro_rules! error_responses {
                 (stringify!($name), error_response($description))
             }
         }
+
+        impl ErrorResponse for $name {
+            const STATUS: StatusCode = StatusCode::$status;
+        }
     )*};
 }
 
 error_responses! {
-    BadRequest: "Invalid input; the body names the field and the problem";
-    Forbidden: "The caller's role or identity is not allowed to do this";
-    NotFound: "No such resource, or one the caller may not see";
-    Conflict: "The request conflicts with the current state";
-    Gone: "The dataset was destroyed; the body names the destruction certificate";
-    PayloadTooLarge: "The request body exceeds the limit";
-    LedgerUnavailable: "The audit ledger is unavailable; no data was released";
+    BadRequest = BAD_REQUEST: "Invalid input; the body names the field and the problem";
+    Forbidden = FORBIDDEN: "The caller's role or identity is not allowed to do this";
+    NotFound = NOT_FOUND: "No such resource, or one the caller may not see";
+    Conflict = CONFLICT: "The request conflicts with the current state";
+    Gone = GONE: "The dataset was destroyed; the body names the destruction certificate";
+    PayloadTooLarge = PAYLOAD_TOO_LARGE: "The request body exceeds the limit";
+    LedgerUnavailable = SERVICE_UNAVAILABLE:
+        "The audit ledger is unavailable; no data was released";
+}
+
+/// `R` under its status, as a `$ref` to its `components.responses` entry:
+/// what `(status = …, response = R)` in `#[utoipa::path]` writes.
+fn entry<R: ErrorResponse>() -> (String, RefOr<Response>) {
+    let (name, _) = R::response();
+    let status = R::STATUS.as_str().to_owned();
+    (status, Ref::from_response_name(name).into())
+}
+
+macro_rules! error_sets {
+    ($($(#[$doc:meta])+ $name:ident: $($response:ident),+;)*) => {$(
+        $(#[$doc])+
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(entry::<$response>()),+])
+            }
+        }
+    )*};
+}
+
+// Every operation may be refused for the caller's role (403) and answers
+// 503 when the ledger cannot record it, so every set has both.
+error_sets! {
+    /// The errors of a read that takes no input.
+    ReadErrors: Forbidden, LedgerUnavailable;
+    /// The errors of a read whose query parameters are checked (400).
+    QueryErrors: BadRequest, Forbidden, LedgerUnavailable;
+    /// The errors of an operation without a body on one resource named in
+    /// its path: a malformed id (400), an unknown one or one the caller may
+    /// not see (404).
+    LookupErrors: BadRequest, Forbidden, NotFound, LedgerUnavailable;
+    /// [`LookupErrors`] and 410: those of a read of a dataset, which may have
+    /// been destroyed.
+    DatasetLookupErrors: BadRequest, Forbidden, NotFound, Gone, LedgerUnavailable;
+    /// The errors of a request whose body is checked (400, 413) and names no
+    /// stored resource.
+    BodyErrors: BadRequest, Forbidden, PayloadTooLarge, LedgerUnavailable;
+    /// [`BodyErrors`] and 404: those of a request about resources that must
+    /// exist.
+    BodyLookupErrors: BadRequest, Forbidden, NotFound, PayloadTooLarge, LedgerUnavailable;
+    /// [`BodyErrors`] and 409: those of a creation whose key may be taken.
+    CreateErrors: BadRequest, Forbidden, Conflict, PayloadTooLarge, LedgerUnavailable;
+    /// [`BodyErrors`], 404 and 409: those of a request acting on resources
+    /// that must exist and be in a state that allows it.
+    StateChangeErrors:
+        BadRequest, Forbidden, NotFound, Conflict, PayloadTooLarge, LedgerUnavailable;
+    /// [`StateChangeErrors`] and 410: those of a request using a dataset's
+    /// data, which may have been destroyed.
+    DatasetUseErrors:
+        BadRequest, Forbidden, NotFound, Conflict, Gone, PayloadTooLarge, LedgerUnavailable;
 }

@@ -2,7 +2,7 @@
 //! document is well formed by our checks and by an independent parser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -339,4 +339,76 @@ fn the_error_check_refuses_what_the_schema_does_not_say() {
         conforms(&missing, schema, codes),
         Err("message is missing".into())
     );
+}
+
+/// The `$ref` of each error response of `components.responses`, by the
+/// status it is sent with.
+fn error_refs() -> BTreeMap<String, String> {
+    fn entry<R: ErrorResponse>() -> (String, String) {
+        let (name, _) = R::response();
+        let target = format!("#/components/responses/{name}");
+        (R::STATUS.as_str().to_owned(), target)
+    }
+    BTreeMap::from([
+        entry::<BadRequest>(),
+        entry::<Forbidden>(),
+        entry::<NotFound>(),
+        entry::<Conflict>(),
+        entry::<Gone>(),
+        entry::<PayloadTooLarge>(),
+        entry::<LedgerUnavailable>(),
+    ])
+}
+
+#[test]
+fn every_error_response_is_the_shared_one_of_its_status() {
+    let doc = json();
+    let refs = error_refs();
+    for (method, path) in operations(&doc) {
+        let responses = doc["paths"][&path][&method]["responses"]
+            .as_object()
+            .unwrap();
+        let errors = responses
+            .iter()
+            .filter(|(status, _)| !status.starts_with('2'));
+        for (status, response) in errors {
+            let target = response["$ref"].as_str();
+            assert_eq!(
+                target,
+                refs.get(status).map(String::as_str),
+                "{method} {path} {status}"
+            );
+        }
+        // Any caller may be refused its role, and no call goes unrecorded.
+        for status in ["403", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} lacks {status}"
+            );
+        }
+    }
+}
+
+/// One operation of each kind, with the statuses it documents: its success
+/// and the error set of its kind.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("get", "/v1/health", "200 403 503"),             // ReadErrors
+    ("get", "/v1/alerts", "200 400 403 503"),         // QueryErrors
+    ("get", "/v1/zones/{id}", "200 400 403 404 503"), // LookupErrors
+    ("get", "/v1/datasets/{id}", "200 400 403 404 410 503"), // DatasetLookupErrors
+    ("post", "/v1/ledger/hash", "200 400 403 413 503"), // BodyErrors
+    ("post", "/v1/filings", "201 400 403 404 413 503"), // BodyLookupErrors
+    ("post", "/v1/zones", "201 400 403 409 413 503"), // CreateErrors
+    ("post", "/v1/zones/{id}/exit", "201 400 403 404 409 413 503"), // StateChangeErrors
+    ("post", "/v1/grants", "201 400 403 404 409 410 413 503"), // DatasetUseErrors
+];
+
+#[test]
+fn each_kind_of_operation_lists_its_error_set() {
+    let doc = json();
+    for (method, path, want) in KINDS {
+        let responses = doc["paths"][path][method]["responses"].as_object();
+        let statuses: Vec<&str> = responses.unwrap().keys().map(String::as_str).collect();
+        assert_eq!(statuses.join(" "), *want, "{method} {path}");
+    }
 }
