@@ -1,5 +1,6 @@
 //! Durability, group commit, crash recovery and tamper detection of the
-//! on-disk ledger, with failures injected through `LogFile`.
+//! on-disk ledger, with failures injected through `LogFile` (into
+//! `entries.log` or `entries.idx`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -10,9 +11,12 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use vault::ledger::merkle::{leaf_hash, verify_inclusion};
+use vault::ledger::record_index::INDEX_RECORD_LEN;
 use vault::ledger::store::{LedgerPaths, LogFile, PREALLOCATE, RECORD_OVERHEAD};
 use vault::ledger::verify::{parse_entries_log, verify_export, Export};
-use vault::ledger::{Decision, EntryKind, Ledger, LedgerEntry, LedgerError, LedgerOptions};
+use vault::ledger::{
+    Decision, EntryKind, Ledger, LedgerEntry, LedgerError, LedgerFile, LedgerOptions,
+};
 use zeroize::Zeroizing;
 
 const ID: &str = "appliance-test";
@@ -303,17 +307,56 @@ impl LogFile for FailingLog {
     }
 }
 
-fn open_failing(dir: &Path, budget: usize, fail_sync: bool) -> Ledger {
-    let wrap = move |inner| {
+/// A ledger whose writes to `failing` go through a [`FailingLog`].
+fn open_failing_file(dir: &Path, failing: LedgerFile, budget: usize, fail_sync: bool) -> Ledger {
+    let wrap = move |file, inner| -> Box<dyn LogFile> {
+        if file != failing {
+            return Box::new(inner);
+        }
         Box::new(FailingLog {
             inner,
             budget,
             fail_sync,
-        }) as Box<dyn LogFile>
+        })
     };
     Ledger::open_with(dir, ID, seed(), rarely(), wrap)
         .unwrap()
         .0
+}
+
+fn open_failing(dir: &Path, budget: usize, fail_sync: bool) -> Ledger {
+    open_failing_file(dir, LedgerFile::Entries, budget, fail_sync)
+}
+
+#[test]
+fn ledger_index_write_error_fails_the_append_and_leaves_the_log_untouched() {
+    let dir = tempdir();
+    let one = INDEX_RECORD_LEN as usize;
+    let ledger = open_failing_file(dir.path(), LedgerFile::Index, 2 * one + one / 2, false);
+    append_n(&ledger, 2);
+    let log_before = fs::read(LedgerPaths::new(dir.path()).entries).unwrap();
+    let err = ledger.append(&entry(2)).unwrap_err();
+    let LedgerError::Io { path, source } = &err else {
+        panic!("expected an I/O error, got {err:?}");
+    };
+    assert_eq!(path, &LedgerPaths::new(dir.path()).index);
+    assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+    assert!(err.to_string().contains("entries.idx"), "{err}");
+    assert!(ledger.is_failed());
+    assert!(matches!(ledger.append(&entry(3)), Err(LedgerError::Failed)));
+    assert_eq!(ledger.size(), 2);
+    drop(ledger);
+    let log_after = fs::read(LedgerPaths::new(dir.path()).entries).unwrap();
+    let records = |log: &[u8]| parse_entries_log(log).unwrap().len();
+    assert_eq!((records(&log_before), records(&log_after)), (2, 2));
+    let (ledger, report) = Ledger::open(dir.path(), ID, seed(), rarely()).unwrap();
+    assert_eq!(
+        (report.entries, report.torn_tail, report.index_repaired_from),
+        (2, None, Some(2))
+    );
+    assert_eq!(ledger.append(&entry(4)).unwrap(), 2);
+    let appended = LedgerEntry::from_leaf_bytes(&ledger.entry(2).unwrap()).unwrap();
+    assert_eq!(appended.resources, ["res-4"]);
 }
 
 #[test]

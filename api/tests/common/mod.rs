@@ -17,7 +17,8 @@ use zeroize::Zeroizing;
 
 pub const TD: &str = "zv.test";
 
-/// A log whose every write and sync fails, as on a full filesystem.
+/// A file whose every write and sync fails, as on a full filesystem (both
+/// ledger files get one).
 pub struct FullDisk;
 
 impl LogFile for FullDisk {
@@ -41,7 +42,7 @@ pub fn state(dir: &Path, full_disk: bool) -> Arc<AppState> {
     let catalog = Catalog::create(&datadir.catalog_path(), &master.catalog_key()).unwrap();
     let appliance_id = catalog.appliance_id().unwrap();
     let seed = Zeroizing::new(*master.ledger_signing_seed().ed25519_seed_bytes());
-    let wrap = move |file: std::fs::File| -> Box<dyn LogFile> {
+    let wrap = move |_, file: std::fs::File| -> Box<dyn LogFile> {
         if full_disk {
             Box::new(FullDisk)
         } else {

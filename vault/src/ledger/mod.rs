@@ -42,7 +42,7 @@ use zeroize::Zeroizing;
 pub use checkpoint::{Checkpoint, CheckpointSigner, NoteError, NoteVerifier};
 pub use entry::{Decision, EntryKind, LedgerEntry, LedgerHmac, Phase};
 pub use merkle::{Hash, MerkleError};
-pub use store::{LedgerPaths, LogFile, TornTail};
+pub use store::{LedgerFile, LedgerPaths, LogFile, TornTail};
 pub use verify::{verify_export, VerifiedLedger, VerifyError};
 pub use writer::{Completion, FsyncHistogram};
 
@@ -172,18 +172,19 @@ impl Ledger {
         signing_seed: Zeroizing<[u8; 32]>,
         options: LedgerOptions,
     ) -> Result<(Self, OpenReport), LedgerError> {
-        Self::open_with(data_dir, appliance_id, signing_seed, options, |f| {
+        Self::open_with(data_dir, appliance_id, signing_seed, options, |_, f| {
             Box::new(f)
         })
     }
 
-    /// Like [`Ledger::open`], with the append handle wrapped by `wrap` (tests inject failures).
+    /// Like [`Ledger::open`], with the writer's handle on each file wrapped
+    /// by `wrap` (tests inject failures).
     pub fn open_with(
         data_dir: &Path,
         appliance_id: &str,
         signing_seed: Zeroizing<[u8; 32]>,
         options: LedgerOptions,
-        wrap: impl FnOnce(File) -> Box<dyn LogFile>,
+        mut wrap: impl FnMut(LedgerFile, File) -> Box<dyn LogFile>,
     ) -> Result<(Self, OpenReport), LedgerError> {
         let signer = CheckpointSigner::new(&format!("zonevault/{appliance_id}"), &signing_seed)?;
         let verifier = NoteVerifier::parse(&signer.verifier_key())?;
@@ -193,6 +194,13 @@ impl Ledger {
             path: paths.entries.clone(),
             source,
         })?;
+        let index_file = rec
+            .records
+            .try_clone_file()
+            .map_err(|source| LedgerError::Io {
+                path: paths.index.clone(),
+                source,
+            })?;
         let report = OpenReport {
             entries: rec.tree.size(),
             torn_tail: rec.torn,
@@ -222,11 +230,14 @@ impl Ledger {
             interval: options.checkpoint_interval,
         });
         let queue = Arc::new(Queue::new());
-        let log = wrap(rec.file);
+        let files = writer::Files {
+            log: wrap(LedgerFile::Entries, rec.file),
+            index: wrap(LedgerFile::Index, index_file),
+        };
         let (for_writer, queue_for_writer) = (Arc::clone(&shared), Arc::clone(&queue));
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer::run(queue_for_writer, log, for_writer))
+            .spawn(move || writer::run(queue_for_writer, files, for_writer))
             .map_err(|source| LedgerError::Io {
                 path: shared.paths.dir.clone(),
                 source,

@@ -31,7 +31,7 @@ pub const INDEX_RECORD_LEN: u64 = 40;
 const SYNC_WRITE_CHUNK: usize = 1 << 20;
 
 /// The index record of an entry at `offset` with leaf hash `hash`.
-fn encode(offset: u64, hash: &Hash) -> [u8; INDEX_RECORD_LEN as usize] {
+pub(crate) fn encode(offset: u64, hash: &Hash) -> [u8; INDEX_RECORD_LEN as usize] {
     let mut rec = [0u8; INDEX_RECORD_LEN as usize];
     rec[..8].copy_from_slice(&offset.to_be_bytes());
     rec[8..].copy_from_slice(hash);
@@ -45,10 +45,9 @@ pub(crate) struct RecordIndex {
 }
 
 impl RecordIndex {
-    /// Writes the records of entries `first..` with one positioned write.
-    pub(crate) fn write(&self, first: u64, records: &[(u64, Hash)]) -> io::Result<()> {
-        let buf: Vec<u8> = records.iter().flat_map(|(o, h)| encode(*o, h)).collect();
-        self.file.write_all_at(&buf, first * INDEX_RECORD_LEN)
+    /// A second handle on the file, for the writer's appends.
+    pub(crate) fn try_clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     /// The raw records of entries `[first, first + count)`.

@@ -44,6 +44,15 @@ pub const RECORD_OVERHEAD: usize = 4 + 32;
 /// its end (see the module documentation).
 pub const PREALLOCATE: u64 = 4 << 20;
 
+/// The files the writer writes, each through its own [`LogFile`] handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerFile {
+    /// `entries.log`: records, preallocated, synced per batch.
+    Entries,
+    /// `entries.idx`: the derived index, never synced.
+    Index,
+}
+
 /// File operations the writer needs, so tests can inject failures.
 pub trait LogFile: Send {
     /// Writes all of `buf` at `offset`.

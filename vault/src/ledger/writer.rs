@@ -17,6 +17,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use super::queue::{Batch, Queue};
+use super::record_index::{self, INDEX_RECORD_LEN};
 use super::store::{LogFile, PREALLOCATE, RECORD_OVERHEAD};
 use super::{LedgerError, Shared};
 
@@ -62,21 +63,40 @@ impl FsyncHistogram {
     }
 }
 
+/// The index buffer keeps up to this many bytes between batches (a burst's
+/// larger buffer is given back).
+const KEEP_INDEX_BYTES: usize = 64 << 10;
+
 /// Called once with the append's outcome.
 pub type Completion = Box<dyn FnOnce(Result<u64, LedgerError>) + Send>;
 
-/// The log file and how far it is allocated.
+/// The writer's handles on the two files it appends to.
+pub(crate) struct Files {
+    /// `entries.log`.
+    pub log: Box<dyn LogFile>,
+    /// `entries.idx`.
+    pub index: Box<dyn LogFile>,
+}
+
+/// The writer's files, how far the log is allocated, and the buffer a
+/// batch's index records are encoded into.
 struct Log {
     file: Box<dyn LogFile>,
     /// File length: records end at the index's `end`, zeros follow.
     allocated: u64,
+    index: Box<dyn LogFile>,
+    index_records: Vec<u8>,
 }
 
 /// Runs until the queue is closed and drained, then trims the unused
 /// preallocation.
-pub(crate) fn run(queue: Arc<Queue>, file: Box<dyn LogFile>, shared: Arc<Shared>) {
-    let allocated = shared.read_index().end;
-    let mut log = Log { file, allocated };
+pub(crate) fn run(queue: Arc<Queue>, files: Files, shared: Arc<Shared>) {
+    let mut log = Log {
+        file: files.log,
+        allocated: shared.read_index().end,
+        index: files.index,
+        index_records: Vec::new(),
+    };
     let mut batch = Batch::default();
     while queue.take(&mut batch) {
         commit(&mut log, &shared, &mut batch);
@@ -112,7 +132,7 @@ fn commit(log: &mut Log, shared: &Shared, batch: &mut Batch) {
         (index.tree.size(), index.end)
     };
     // Index first: if it cannot be written, the log is left untouched.
-    if let Err(e) = write_index(shared, size, offset, batch) {
+    if let Err(e) = write_index(log, size, offset, batch) {
         return fail_batch(shared, batch, &shared.paths.index, &e);
     }
     if let Err(e) = write_and_sync(log, shared, &batch.records, offset) {
@@ -151,19 +171,16 @@ fn fail_batch(shared: &Shared, batch: &mut Batch, path: &Path, e: &io::Error) {
 
 /// Writes the `entries.idx` records of a batch whose log records start at
 /// `offset` and whose first entry is `first`.
-fn write_index(shared: &Shared, first: u64, offset: u64, batch: &Batch) -> io::Result<()> {
+fn write_index(log: &mut Log, first: u64, offset: u64, batch: &Batch) -> io::Result<()> {
+    let buf = &mut log.index_records;
+    buf.clear();
+    buf.shrink_to(KEEP_INDEX_BYTES);
     let mut at = offset;
-    let records: Vec<_> = batch
-        .lens
-        .iter()
-        .zip(&batch.hashes)
-        .map(|(len, hash)| {
-            let record = (at, *hash);
-            at += record_len(*len);
-            record
-        })
-        .collect();
-    shared.records.write(first, &records)
+    for (len, hash) in batch.lens.iter().zip(&batch.hashes) {
+        buf.extend_from_slice(&record_index::encode(at, hash));
+        at += record_len(*len);
+    }
+    log.index.write_all_at(buf, first * INDEX_RECORD_LEN)
 }
 
 fn write_and_sync(log: &mut Log, shared: &Shared, buf: &[u8], offset: u64) -> io::Result<()> {
