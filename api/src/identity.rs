@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -119,9 +120,30 @@ pub enum IdentityError {
     },
 }
 
-/// The authenticated caller, as named by its client certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Identity {
+/// The authenticated caller, as named by its client certificate. Its
+/// fields ([`IdentityFields`]) are reached through `Deref` and shared by
+/// every clone: each request hands its identity to the audit layer and to
+/// its handler, and a clone costs a reference count, not four strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity(Arc<IdentityFields>);
+
+impl std::ops::Deref for Identity {
+    type Target = IdentityFields;
+
+    fn deref(&self) -> &IdentityFields {
+        &self.0
+    }
+}
+
+impl Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// What an [`Identity`] says about the caller.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct IdentityFields {
     /// The SPIFFE trust domain (equal to the configured one).
     pub trust_domain: String,
     /// The role the certificate grants.
@@ -146,13 +168,13 @@ impl Identity {
     /// Parses the identity from the peer's end-entity certificate (DER).
     pub fn from_peer_cert(der: &[u8], trust_domain: &str) -> Result<Identity, IdentityError> {
         let uri = single_uri_san(der)?;
-        let mut identity = Identity::from_spiffe_uri(&uri, trust_domain)?;
-        identity.cert_sha256 = Sha256::digest(der).into();
-        Ok(identity)
+        let mut fields = Identity::from_spiffe_uri(&uri, trust_domain)?;
+        fields.cert_sha256 = Sha256::digest(der).into();
+        Ok(Identity(Arc::new(fields)))
     }
 
     /// Parses a SPIFFE id; `cert_sha256` is left zero.
-    fn from_spiffe_uri(uri: &str, trust_domain: &str) -> Result<Identity, IdentityError> {
+    fn from_spiffe_uri(uri: &str, trust_domain: &str) -> Result<IdentityFields, IdentityError> {
         let rest = uri
             .strip_prefix("spiffe://")
             .ok_or_else(|| IdentityError::NotSpiffe { uri: uri.into() })?;
@@ -172,7 +194,7 @@ impl Identity {
         if !is_valid_segment(org) || !is_valid_segment(person) {
             return Err(bad_path());
         }
-        Ok(Identity {
+        Ok(IdentityFields {
             trust_domain: trust_domain.into(),
             role,
             org: org.into(),

@@ -46,6 +46,8 @@ pub struct PeerInfo {
     pub cert_der: Arc<Vec<u8>>,
     /// The client's TCP address.
     pub peer_addr: SocketAddr,
+    /// `peer_addr` as the ledger records it, formatted once per connection.
+    pub peer_text: Arc<str>,
     /// Hex SHA-256 of `cert_der`, computed once per connection.
     pub cert_sha256: Arc<str>,
     /// The identity parsed from `cert_der`, once per connection (the
@@ -60,6 +62,7 @@ impl PeerInfo {
         PeerInfo {
             cert_der,
             peer_addr,
+            peer_text: peer_addr.to_string().into(),
             cert_sha256,
             identity: Arc::default(),
         }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -30,7 +30,7 @@ use crate::identity::Identity;
 use crate::server::PeerInfo;
 
 /// The response header that carries the caller's ledger receipt.
-pub const LEDGER_INDEX_HEADER: &str = "zonevault-ledger-index";
+pub const LEDGER_INDEX_HEADER: HeaderName = HeaderName::from_static("zonevault-ledger-index");
 
 /// What a handler touched, for its ledger entry. Insert it into the
 /// response's extensions; every field is optional.
@@ -82,7 +82,7 @@ fn new_entry(method: &Method, path: &str, peer: Option<&PeerInfo>) -> LedgerEntr
         LedgerDecision::Deny,
     );
     if let Some(peer) = peer {
-        entry.peer = Some(peer.peer_addr.to_string());
+        entry.peer = Some(peer.peer_text.to_string());
         entry.cert_sha256 = Some(peer.cert_sha256.to_string());
     }
     entry
@@ -130,9 +130,9 @@ async fn record(state: Arc<AppState>, mut entry: LedgerEntry, response: Response
     describe(&mut entry, &parts, &bytes);
     match append(&state, &entry).await {
         Ok(index) => {
-            if let Ok(value) = HeaderValue::from_str(&index.to_string()) {
-                parts.headers.insert(LEDGER_INDEX_HEADER, value);
-            }
+            parts
+                .headers
+                .insert(LEDGER_INDEX_HEADER, HeaderValue::from(index));
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(detail) => {

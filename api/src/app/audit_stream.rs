@@ -56,9 +56,9 @@ pub async fn record_streamed(
         }
     };
     let _ = stream.start_index.set(start_index);
-    if let Ok(value) = HeaderValue::from_str(&start_index.to_string()) {
-        parts.headers.insert(LEDGER_INDEX_HEADER, value);
-    }
+    parts
+        .headers
+        .insert(LEDGER_INDEX_HEADER, HeaderValue::from(start_index));
     let tail = Tail::new(state, entry, start_index, stream.rows);
     Response::from_parts(parts, Body::from_stream(audited(body, tail)))
 }
