@@ -13,9 +13,11 @@
 //! Every leaf column is read, by its dotted path; a null is an empty cell
 //! (which tracing skips), strings are read as they are and other physical
 //! types (integers, floats, booleans, legacy INT96 timestamps) as their
-//! text. Pages must be uncompressed or Snappy (pandas' default); another
-//! codec, a value that is not UTF-8, a truncated file or a corrupt footer
-//! is a [`LeakError::Format`] naming the column or the problem. Built on
+//! text. Pages may be uncompressed or compressed with any codec pyarrow
+//! and polars write: Snappy (pandas' default), gzip, Brotli, zstd (polars'
+//! default) or LZ4. LZO (which neither writes), a value that is not UTF-8,
+//! a truncated file or a corrupt footer is a [`LeakError::Format`] naming
+//! the column or the problem. Built on
 //! the `parquet` crate's low-level reader (no arrow).
 
 use std::borrow::Cow;
@@ -85,18 +87,15 @@ fn check_magic(file: &[u8]) -> Result<(), LeakError> {
     Ok(())
 }
 
-/// Every column chunk must be uncompressed or Snappy.
+/// Every column chunk must use a codec this build decodes.
 fn check_codecs(metadata: &ParquetMetaData) -> Result<(), LeakError> {
     for group in metadata.row_groups() {
         for chunk in group.columns() {
             let codec = chunk.compression();
-            if !matches!(codec, Compression::UNCOMPRESSED | Compression::SNAPPY) {
-                // `ZSTD(ZstdLevel(1))` is named `ZSTD`.
-                let text = codec.to_string();
-                let name = text.split('(').next().unwrap_or_default();
+            if matches!(codec, Compression::LZO) {
                 return Err(format(format!(
-                    "column {} is compressed with {name}; tracing reads Snappy or \
-                     uncompressed Parquet (re-write it with compression='snappy')",
+                    "column {} is compressed with LZO; tracing reads uncompressed, Snappy, \
+                     gzip, Brotli, zstd or LZ4 Parquet (re-write it with compression='zstd')",
                     chunk.column_path().string()
                 )));
             }
@@ -307,14 +306,15 @@ mod tests {
 
     /// What pandas may write: an INT64 index column, a DOUBLE column,
     /// required and optional strings, nulls.
-    fn pandas_like() -> Vec<u8> {
+    fn pandas_like(codec: Compression) -> Vec<u8> {
         let schema = parse_message_type(
             "message schema { optional binary name (STRING); optional double score;
              required int64 __index_level_0__; }",
         )
         .unwrap();
-        let props = Arc::new(WriterProperties::builder().build());
-        let mut w = SerializedFileWriter::new(Vec::new(), Arc::new(schema), props).unwrap();
+        let props = WriterProperties::builder().set_compression(codec).build();
+        let mut w =
+            SerializedFileWriter::new(Vec::new(), Arc::new(schema), Arc::new(props)).unwrap();
         let mut group = w.next_row_group().unwrap();
         let mut col = group.next_column().unwrap().unwrap();
         let names: Vec<ByteArray> = ["NAME-aaaaaaaaaaaaaaab", "[0,1000)"]
@@ -346,17 +346,55 @@ mod tests {
         ABYEGRwZHCYAHBUMGTUABhAZGAZhbW91bnQVDBYEFooBFq4BJmwmCCksFQQVABUCABUAFRAVAgA8FiYZBhkmAAQAAAAWig\
         EWBCYIFq4BACggcGFycXVldC1jcHAtYXJyb3cgdmVyc2lvbiAyNi4wLjEZHBwAAACaAAAAUEFSMQ==";
 
-    #[test]
-    fn other_codecs_are_refused_naming_the_column() {
+    fn zstd_file() -> Vec<u8> {
         use base64::Engine;
-        let file = base64::engine::general_purpose::STANDARD
+        base64::engine::general_purpose::STANDARD
             .decode(ZSTD_FILE)
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_zstd_file_from_pyarrow_is_read() {
+        let leak = Leak::read(zstd_file().as_slice()).unwrap();
+        assert_eq!(leak.rows, 2);
+        assert_eq!(leak.columns[0].name, "amount");
+        assert!(leak.columns[0].ranges.contains(&(0, 1000)));
+        assert!(leak.columns[0].ranges.contains(&(1000, 2000)));
+    }
+
+    #[test]
+    fn every_codec_reads_as_the_uncompressed_file() {
+        let plain = Leak::read(pandas_like(Compression::UNCOMPRESSED).as_slice()).unwrap();
+        for codec in [
+            Compression::SNAPPY,
+            Compression::GZIP(Default::default()),
+            Compression::BROTLI(Default::default()),
+            Compression::LZ4,
+            Compression::LZ4_RAW,
+            Compression::ZSTD(Default::default()),
+        ] {
+            let file = pandas_like(codec);
+            let leak = Leak::read(file.as_slice()).unwrap_or_else(|e| panic!("{codec}: {e}"));
+            assert_same(&plain, &leak);
+        }
+        assert_eq!(plain.rows, 3);
+    }
+
+    #[test]
+    fn lzo_is_refused_naming_the_column() {
+        // The footer's codec of column `amount`: ZSTD (6) becomes LZO (3),
+        // zigzag-encoded in Thrift's compact protocol.
+        let mut file = zstd_file();
+        let at = file
+            .windows(8)
+            .position(|w| w == b"amount\x15\x0c")
+            .expect("the column metadata's codec");
+        file[at + 7] = 0x06;
         match Leak::read(file.as_slice()) {
             Err(LeakError::Format(p)) => assert_eq!(
                 p,
-                "column amount is compressed with ZSTD; tracing reads Snappy or uncompressed \
-                 Parquet (re-write it with compression='snappy')"
+                "column amount is compressed with LZO; tracing reads uncompressed, Snappy, \
+                 gzip, Brotli, zstd or LZ4 Parquet (re-write it with compression='zstd')"
             ),
             other => panic!("{:?}", other.map(|l| l.rows)),
         }
@@ -364,7 +402,7 @@ mod tests {
 
     #[test]
     fn other_types_are_read_as_text_and_nulls_as_empty_cells() {
-        let leak = Leak::read(pandas_like().as_slice()).unwrap();
+        let leak = Leak::read(pandas_like(Compression::UNCOMPRESSED).as_slice()).unwrap();
         assert_eq!(leak.rows, 3);
         let names: Vec<&str> = leak.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["name", "score", "__index_level_0__"]);
@@ -372,7 +410,7 @@ mod tests {
         assert!(leak.columns[0].ranges.contains(&(0, 1000)));
         assert!(leak.columns[1].ranges.is_empty() && leak.columns[2].bands.is_empty());
 
-        let mut latin1 = pandas_like();
+        let mut latin1 = pandas_like(Compression::UNCOMPRESSED);
         let at = latin1
             .windows(8)
             .position(|w| w == b"[0,1000)")
