@@ -4,7 +4,6 @@
 //! to a file instead of a pipe nobody reads.
 
 use std::fs::File;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,7 +125,7 @@ fn wait_listening(child: &mut Child, port: u16, appliance: &Appliance) -> Result
             let log = std::fs::read_to_string(appliance.path("server.log")).unwrap_or_default();
             bail!("zonevault serve exited ({status}):\n{log}");
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if e2e::appliance::is_serving(&appliance.path("server.log")) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -4,7 +4,7 @@
 //! directory and every process is stopped when the [`Appliance`] drops.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -326,6 +326,9 @@ impl Appliance {
             .expect("open server.log")
     }
 
+    /// Waits for the server's log to say it serves (it logs that once it
+    /// listens), rather than probing the port: a probe would be a refused
+    /// handshake in its metrics.
     fn wait_listening(&mut self) -> Result<u16, Output> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -336,7 +339,7 @@ impl Appliance {
                 out.stderr = std::fs::read(self.path("server.log")).unwrap_or_default();
                 return Err(out);
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if is_serving(&self.path("server.log")) {
                 return Ok(self.port);
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -689,4 +692,12 @@ fn send_signal(pid: u32, signal: i32) {
 /// A path as `&str` (test paths are always UTF-8).
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
+}
+
+/// What `zonevault serve` logs once it listens (`api/src/commands/serve.rs`).
+pub const SERVING_LOG_LINE: &str = "zonevault serving mutual TLS";
+
+/// Whether the server log at `path` says the server listens.
+pub fn is_serving(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|log| log.contains(SERVING_LOG_LINE))
 }
