@@ -4,9 +4,10 @@
 //! directory and every process is stopped when the [`Appliance`] drops.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Swtpm;
@@ -292,6 +293,33 @@ impl Appliance {
             .expect("spawn zonevault serve");
         self.server = Some(child);
         self.wait_listening()
+    }
+
+    /// Like [`Appliance::start_server`], with the server's stderr a pipe
+    /// read here until the server says it serves; the pipe's read end is
+    /// returned, so a test can close it and leave the server a log that
+    /// cannot be written.
+    pub fn start_server_stderr_piped(&mut self) -> BufReader<ChildStderr> {
+        self.port = free_port();
+        let config = self.write_config(self.port, "");
+        let mut child = Command::new(zonevault_bin())
+            .args(["serve", "--config", s(&config)])
+            .env("TSS2_LOG", "all+none")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zonevault serve");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        self.server = Some(child);
+        let mut log = String::new();
+        while !log.contains(SERVING_LOG_LINE) {
+            let read = stderr
+                .read_line(&mut log)
+                .expect("read the server's stderr");
+            assert!(read > 0, "zonevault serve exited before serving:\n{log}");
+        }
+        stderr
     }
 
     /// Starts the server through the measured launcher (`zonevault-launch

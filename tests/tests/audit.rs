@@ -293,3 +293,39 @@ fn audit_kill9_under_load_loses_no_acknowledged_entry_and_the_ledger_verifies() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn audit_a_server_whose_log_cannot_be_written_keeps_answering_and_recording() {
+    let mut app = Appliance::new();
+    app.init("0,2,4,7");
+    // Once the server serves, nobody reads its stderr: every log write
+    // from here on fails (EPIPE), as when the log's disk is full.
+    drop(app.start_server_stderr_piped());
+    let before = app.ledger_entries().len();
+    // A refusal and an unknown route are both logged; each is answered.
+    let (status, body) = app.curl("analyst", "GET", "/metrics", None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app.curl("operator", "GET", "/v1/no-such-route", None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app.curl("operator", "GET", "/v1/health", None);
+    assert_eq!(status, 200, "{body}");
+    let entries = app.ledger_entries();
+    let new: Vec<(&str, &str, &str)> = entries[before..]
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or("");
+            (field("route"), field("decision"), field("role"))
+        })
+        .collect();
+    // The first listing is recorded after it was answered, so it is in
+    // the second one.
+    assert_eq!(
+        new,
+        [
+            ("/v1/ledger/entries", "allow", "regulator"),
+            ("/metrics", "deny", "analyst"),
+            ("<unmatched>", "error", "operator"),
+            ("/v1/health", "allow", "operator"),
+        ]
+    );
+}

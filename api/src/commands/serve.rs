@@ -137,11 +137,17 @@ async fn shutdown_signal() {
     }
 }
 
+/// Logs to stderr, best effort: when stderr cannot be written (its disk
+/// is full, its reader is gone) events are dropped. tracing-subscriber
+/// would otherwise report each failed write with `eprintln!`, which panics
+/// when stderr fails, taking down the request or connection that logged.
+/// What must not be lost is in the ledger, not the log.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZONEVAULT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
