@@ -1,5 +1,6 @@
-//! Platform hardening: no core dumps, memory locked where permitted, and
-//! the unprivileged user the server runs as.
+//! Platform hardening: no core dumps, memory locked where permitted, a
+//! bounded address space for the server's parser processes, and the
+//! unprivileged user the server runs as.
 //!
 //! This is the one module of the workspace that contains `unsafe` code
 //! (`#![allow(unsafe_code)]` here only; the crate denies it elsewhere): the
@@ -18,6 +19,22 @@ use std::path::Path;
 
 /// Set by the launcher for the server it execs: lock memory at start.
 pub const LOCK_MEMORY_ENV: &str = "ZONEVAULT_LOCK_MEMORY";
+
+/// At most `bytes` of address space (`RLIMIT_AS`, soft and hard): an
+/// allocation beyond fails, and the process aborts instead of exhausting
+/// the machine's memory.
+pub fn limit_address_space(bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: `limit` is a valid, initialized rlimit that outlives the call;
+    // setrlimit only reads it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// No core dumps: `RLIMIT_CORE` 0 (soft and hard) and `PR_SET_DUMPABLE` 0.
 pub fn no_core_dumps() -> io::Result<()> {

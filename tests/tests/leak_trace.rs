@@ -14,6 +14,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use e2e::appliance::{issue_client_cert, s, Appliance, Reply, TRUST_DOMAIN};
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType};
@@ -434,13 +436,27 @@ fn parquet_leak(app: &Appliance, grant: &str, jsonl_id: &str, sample: &Path) {
     bad_parquet(app, &leaked);
 }
 
-/// Half a Parquet file, and one whose footer length points before its
-/// start: 400s naming `file` and the problem, recorded in the ledger.
+/// A zstd Parquet file (two rows of a column `amount`, as pyarrow writes
+/// it) with four bytes changed: the `parquet` crate panics reading it
+/// (found by mutating the valid file).
+const CRAFTED_PARQUET: &str =
+    "UEFSMRUEFTYVSEwVBBUAEgAAKLUv/SAb2QAACAAAAFswLDEwMDApCwAAAFsxMDAwLDIwMDApFQAV\
+    EhUkLBU3FRAVBhUGHAAAACi1L/0gCUkAAAIAAIAEAQEDAhUEGSw1ABgGc2NoZW1hFQIAFQwlAhgG\
+    YW1vdW50JQBMHAAAABYEGRwZHCYAHBUMGTUABhAZGAZhbW91bnQVDBYEFooBFq4BJmwmCCksFQQV\
+    ABUCABUAFRAVAgA8FiYZBhkmAAQAAAAWigEWBCYIFq4BACggcGFycXVldC1jcHAtYXJyb3cgdmVy\
+    c2lvbiAyNi4wLjEZHBwAAACaAAAAUEFSMQ==";
+
+/// Half a Parquet file, one whose footer length points before its start,
+/// and one crafted to crash the `parquet` crate: 400s naming `file` and
+/// the problem, recorded in the ledger by a server that is still up.
 fn bad_parquet(app: &Appliance, whole: &Path) {
     let body = std::fs::read(whole).unwrap();
     let mut footer = body.clone();
     let at = footer.len() - 8;
     footer[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let crafted = B64
+        .decode(CRAFTED_PARQUET.replace(char::is_whitespace, ""))
+        .unwrap();
     for (name, bytes, problem) in [
         (
             "cut.parquet",
@@ -451,6 +467,11 @@ fn bad_parquet(app: &Appliance, whole: &Path) {
             "footer.parquet",
             &footer[..],
             "the Parquet file cannot be read",
+        ),
+        (
+            "crafted.parquet",
+            &crafted[..],
+            "the Parquet file cannot be read: the file is malformed (its reader stopped)",
         ),
     ] {
         let file = app.path(name);

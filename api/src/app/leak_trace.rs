@@ -7,8 +7,9 @@
 //! Lines are read as they arrive, so memory stays bounded whatever their
 //! size. A Parquet file (it starts with `PAR1`) keeps its index in a
 //! footer at the end, so the reader collects it whole in memory first, at
-//! most [`vault::trace::PARQUET_MAX_BYTES`] (512 MiB; 413 beyond), and a
-//! truncated or corrupt one is a 400 naming `file`. Then every extract
+//! most [`vault::trace::PARQUET_MAX_BYTES`] (512 MiB; 413 beyond), and
+//! has it read in a process of its own ([`super::parquet_reader`]); a
+//! truncated, corrupt or crafted one is a 400 naming `file`. Then every extract
 //! whose dataset the caller may see (its zone's operator org or
 //! supervisor), optionally only of `?dataset=`, is scored one at a time
 //! from the catalog: its stored token sketch and its recipient's keyed
@@ -34,12 +35,15 @@ use tokio::sync::mpsc;
 use vault::catalog::{Catalog, TraceRecord};
 use vault::desensitize::{ExtractManifest, FingerprintKey};
 use vault::ids::DatasetId;
-use vault::trace::{self, Candidate, CandidateScore, Leak, LeakError, TokenSketch, Verdict};
+use vault::trace::{
+    self, Candidate, CandidateScore, Leak, LeakError, TokenSketch, Verdict, PARQUET_MAX_BYTES,
+};
 
 use super::audit::Audit;
 use super::datasets::{dataset_id, visible_dataset};
 use super::extract::ApiQuery;
 use super::import_stream::{pump, ChannelReader, Pumped, CHANNEL_CHUNKS};
+use super::parquet_reader;
 use super::zones::{answer, catalog, Answer};
 use super::AppState;
 use crate::error::ApiError;
@@ -119,7 +123,8 @@ pub async fn trace(
 async fn read_leak(body: Body, max_bytes: u64) -> Result<Leak, ApiError> {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     let job = tokio::task::spawn_blocking(move || {
-        Leak::read(BufReader::with_capacity(64 * 1024, ChannelReader::new(rx)))
+        let input = BufReader::with_capacity(64 * 1024, ChannelReader::new(rx));
+        Leak::read_bounded_with(input, PARQUET_MAX_BYTES, parquet_reader::read_isolated)
     });
     let pumped = pump(body, tx, max_bytes).await;
     let result = job.await.map_err(ApiError::internal)?;

@@ -26,6 +26,7 @@ pub mod leak_trace;
 mod ledger_routes;
 pub mod metrics;
 pub mod openapi;
+pub mod parquet_reader;
 pub mod policy;
 pub mod quality;
 pub mod share_applications;

@@ -52,6 +52,10 @@ pub enum Command {
     Init(InitArgs),
     /// Unseal the master key and serve the mTLS API.
     Serve(ServeArgs),
+    /// Internal: read a Parquet file from stdin for the server's leak
+    /// tracing, in a process of its own (`app::parquet_reader`).
+    #[command(name = "read-parquet-leak", hide = true)]
+    ReadParquetLeak,
     /// Show whether the master key is unsealable, the PCR policy and counts.
     Status(TpmArgs),
     /// Reseal the master key from k recovery shares after a platform change.

@@ -36,6 +36,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Alerts(args) => incident::alerts(args),
         Command::ZoneExit(args) => incident::zone_exit(args),
         Command::Serve(args) => serve::run(args),
+        Command::ReadParquetLeak => crate::app::parquet_reader::run_child(),
         Command::Status(args) => status::run(args),
         Command::Recover(args) => recover::run(args),
         Command::Pki(cmd) => pki::run(cmd),

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Read};
 
 use csv_core::{ReadRecordResult, Reader};
+use serde::{Deserialize, Serialize};
 
 use super::parquet::{self, PARQUET_MAGIC, PARQUET_MAX_BYTES};
 use super::sketch::TokenSketch;
@@ -42,7 +43,7 @@ pub enum LeakError {
 }
 
 /// One column of a leaked file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LeakColumn {
     /// Its header (CSV) or key (JSON Lines).
     pub name: String,
@@ -66,8 +67,9 @@ impl LeakColumn {
     }
 }
 
-/// What tracing keeps of a leaked file.
-#[derive(Debug, Clone)]
+/// What tracing keeps of a leaked file. It serializes, so a file can be
+/// read in a process of its own and its `Leak` handed back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Leak {
     /// The sampled pseudonym tokens.
     pub tokens: TokenSketch,
@@ -129,12 +131,23 @@ impl Leak {
 
     /// [`Leak::read`], holding at most `parquet_limit` bytes of a Parquet
     /// file ([`LeakError::TooLarge`] beyond).
-    pub fn read_bounded(mut input: impl BufRead, parquet_limit: u64) -> Result<Leak, LeakError> {
+    pub fn read_bounded(input: impl BufRead, parquet_limit: u64) -> Result<Leak, LeakError> {
+        Self::read_bounded_with(input, parquet_limit, Self::read_parquet)
+    }
+
+    /// [`Leak::read_bounded`], with a held Parquet file read by `parquet`
+    /// (the server reads it in a process of its own, since the `parquet`
+    /// crate can panic on malformed input).
+    pub fn read_bounded_with(
+        mut input: impl BufRead,
+        parquet_limit: u64,
+        parquet: impl FnOnce(Vec<u8>) -> Result<Leak, LeakError>,
+    ) -> Result<Leak, LeakError> {
         let mut head = [0u8; 4];
         let n = read_prefix(&mut input, &mut head)?;
         let input = (&head[..n]).chain(input);
         if head[..n] == PARQUET_MAGIC[..] {
-            return Self::read_parquet(hold(input, parquet_limit)?);
+            return parquet(hold(input, parquet_limit)?);
         }
         Self::read_text(input)
     }

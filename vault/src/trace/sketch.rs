@@ -13,6 +13,8 @@
 
 use std::collections::HashSet;
 
+use serde::{Deserialize, Serialize};
+
 /// Most tokens kept for one extract (128 KiB stored).
 pub const EXTRACT_CAPACITY: usize = 16 * 1024;
 
@@ -20,7 +22,7 @@ pub const EXTRACT_CAPACITY: usize = 16 * 1024;
 const DIGITS: usize = 16;
 
 /// A level-sampled set of tokens; see the module documentation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenSketch {
     level: u32,
     capacity: usize,
