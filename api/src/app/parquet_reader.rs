@@ -6,7 +6,8 @@
 //! server, one crafted "leaked" file would take the appliance down. So
 //! the server writes each held Parquet file to a child, `zonevault
 //! read-parquet-leak` (this binary, a hidden subcommand), which reads it
-//! with no core dumps, a bounded address space and a deadline, and
+//! with no core dumps, a bounded address space, the first place in line
+//! for the OOM killer and a deadline, and
 //! prints the [`Leak`] it kept, or why it refused the file, as JSON. A
 //! child that dies, overruns or prints anything else is a refusal of the
 //! file, never of the server.
@@ -104,6 +105,9 @@ fn wait_until(child: &mut Child, deadline: Instant) -> io::Result<Option<ExitSta
 pub fn run_child() -> anyhow::Result<()> {
     firmware::harden::no_core_dumps()?;
     firmware::harden::limit_address_space(ADDRESS_SPACE)?;
+    // If memory runs out while it reads, the kernel kills this process
+    // before the server (best effort: without /proc it reads all the same).
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     let mut file = Vec::new();
     io::stdin()
         .take(PARQUET_MAX_BYTES + 1)
