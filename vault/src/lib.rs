@@ -23,6 +23,8 @@ pub mod keys;
 pub mod ledger;
 pub mod lifecycle;
 pub mod monitor;
+#[cfg(test)]
+mod mutate;
 pub mod recovery;
 pub mod sample;
 pub mod schema;

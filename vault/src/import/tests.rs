@@ -321,3 +321,38 @@ fn the_import_digest_equals_the_digest_read_back_from_the_file() {
     assert_eq!(read_back(&f), (2, report.content_sha256.clone()));
     assert_ne!(report.content_sha256, csv.content_sha256);
 }
+
+/// Malformed CSV and JSON Lines (mutations of valid files) are imported
+/// or refused, never a panic (release builds abort on one), and a refused
+/// import leaves the rows of the last accepted one.
+#[test]
+fn mutated_inputs_are_imported_or_refused_and_a_refusal_keeps_the_last_rows() {
+    let mut f = fixture();
+    let (mut csv, mut jsonl) = (Vec::new(), Vec::new());
+    sample::write_csv(20, 7, &mut csv).unwrap();
+    sample::write_jsonl(20, 7, &mut jsonl).unwrap();
+    let mut last_rows = 0;
+    for (format, seed) in [(Format::Csv, csv), (Format::JsonLines, jsonl)] {
+        let opts = ImportOptions {
+            format,
+            ..ImportOptions::default()
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for (i, input) in crate::mutate::mutations(&seed, 600).enumerate() {
+            match f.import(input.as_slice(), &opts) {
+                Ok(report) => {
+                    accepted += 1;
+                    last_rows = report.rows;
+                }
+                Err(_) => refused += 1,
+            }
+            if i % 100 == 0 {
+                assert_eq!(f.stored_rows(), last_rows as i64, "{format:?} mutation {i}");
+            }
+        }
+        assert!(
+            accepted >= 20 && refused >= 20,
+            "{format:?}: {accepted} accepted, {refused} refused"
+        );
+    }
+}

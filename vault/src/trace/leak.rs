@@ -342,6 +342,35 @@ pub fn parse_band(cell: &str) -> Option<(i64, i64)> {
 mod tests {
     use super::*;
 
+    /// Malformed CSV and JSON Lines (mutations of valid files) are read
+    /// or refused, never a panic: the server reads them, and release
+    /// builds abort on panic.
+    #[test]
+    fn mutated_leaks_are_read_or_refused() {
+        let (mut csv, mut jsonl) = (Vec::new(), Vec::new());
+        crate::sample::write_csv(30, 3, &mut csv).unwrap();
+        crate::sample::write_jsonl(30, 3, &mut jsonl).unwrap();
+        for (name, seed) in [("csv", csv), ("jsonl", jsonl)] {
+            let (mut read, mut refused) = (0, 0);
+            for file in crate::mutate::mutations(&seed, 3000) {
+                match Leak::read(file.as_slice()) {
+                    Ok(leak) => {
+                        read += 1;
+                        assert!(leak.rows > 0, "{name}");
+                    }
+                    Err(LeakError::Format(_)) => refused += 1,
+                    // Invalid UTF-8 in a JSON line (a 400 naming `file` too).
+                    Err(LeakError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => refused += 1,
+                    Err(other) => panic!("{name}: {other:?}"),
+                }
+            }
+            assert!(
+                read >= 100 && refused >= 20,
+                "{name}: {read} read, {refused} refused"
+            );
+        }
+    }
+
     #[test]
     fn csv_and_jsonl_leaks_are_read_by_column() {
         let csv = "\u{feff}name,amount,age\r\nNAME-aaaaaaaaaaaaaaab,\"[1000,2000)\",30-39\r\n\
