@@ -437,7 +437,7 @@ fn parquet_leak(app: &Appliance, grant: &str, jsonl_id: &str, sample: &Path) {
 }
 
 /// A zstd Parquet file (two rows of a column `amount`, as pyarrow writes
-/// it) with four bytes changed: the `parquet` crate panics reading it
+/// it) with two bytes changed: the `parquet` crate panics reading it
 /// (found by mutating the valid file).
 const CRAFTED_PARQUET: &str =
     "UEFSMRUEFTYVSEwVBBUAEgAAKLUv/SAb2QAACAAAAFswLDEwMDApCwAAAFsxMDAwLDIwMDApFQAV\
