@@ -283,11 +283,7 @@ impl Appliance {
     pub fn start_server_tls(&mut self, extra: &str, tls_extra: &str) -> Result<u16, Output> {
         self.port = free_port();
         let config = self.write_config_tls(self.port, extra, tls_extra);
-        let child = Command::new(zonevault_bin())
-            .args(["serve", "--config", s(&config)])
-            .env("TSS2_LOG", "all+none")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+        let child = serve_command(&config)
             .stderr(self.server_log())
             .spawn()
             .expect("spawn zonevault serve");
@@ -302,11 +298,7 @@ impl Appliance {
     pub fn start_server_stderr_piped(&mut self) -> BufReader<ChildStderr> {
         self.port = free_port();
         let config = self.write_config(self.port, "");
-        let mut child = Command::new(zonevault_bin())
-            .args(["serve", "--config", s(&config)])
-            .env("TSS2_LOG", "all+none")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+        let mut child = serve_command(&config)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn zonevault serve");
@@ -728,4 +720,15 @@ pub const SERVING_LOG_LINE: &str = "zonevault serving mutual TLS";
 /// Whether the server log at `path` says the server listens.
 pub fn is_serving(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|log| log.contains(SERVING_LOG_LINE))
+}
+
+/// `zonevault serve --config CONFIG`, stdin and stdout closed; the caller
+/// chooses where stderr goes.
+fn serve_command(config: &Path) -> Command {
+    let mut cmd = Command::new(zonevault_bin());
+    cmd.args(["serve", "--config", s(config)])
+        .env("TSS2_LOG", "all+none")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
 }
