@@ -1,11 +1,11 @@
 //! A software TPM (`swtpm`) per test, on a free loopback port pair.
 //!
 //! Owns the swtpm process: picks ports, starts it under `setsid` so its PID is
-//! its own process group, waits until it accepts connections, and kills that
+//! its own process group, waits until it listens on both ports, and kills that
 //! group on [`Swtpm::stop`] or drop. The state directory belongs to the
 //! caller, so a TPM can be stopped and started again with the same seeds.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -207,15 +207,22 @@ fn spawn(state_dir: &Path, port: u16) -> Child {
         .unwrap_or_else(|e| panic!("spawn setsid swtpm: {e}"))
 }
 
-/// Waits until both ports accept connections; false if swtpm exited first
-/// (typically a port taken in the meantime) or the timeout passed.
+/// Waits until the child itself listens on both ports; false if it exited
+/// first (typically a port taken in the meantime) or the timeout passed.
+///
+/// Ownership is read from `/proc` rather than probed by connecting: a port
+/// picked by [`free_port_pair`] can be taken by another test's listener
+/// before swtpm binds it, and a probe would then take that listener for
+/// this TPM.
 fn wait_ready(child: &mut Child, port: u16) -> bool {
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline {
         if !matches!(child.try_wait(), Ok(None)) {
             return false;
         }
-        if accepts(port + 1) && accepts(port) {
+        let sockets = socket_inodes(child.id());
+        let owns = |port| listener_inode(port).is_some_and(|inode| sockets.contains(&inode));
+        if owns(port) && owns(port + 1) {
             return true;
         }
         thread::sleep(Duration::from_millis(20));
@@ -223,9 +230,35 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
     false
 }
 
-fn accepts(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+/// The inode of the socket listening on `127.0.0.1:port`, from `/proc/net/tcp`.
+fn listener_inode(port: u16) -> Option<u64> {
+    const LISTEN: &str = "0A";
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&LISTEN))
+            .then(|| fields.get(9)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// The inodes of the sockets process `pid` holds open, from `/proc/PID/fd`.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// SIGTERM to the child's process group, then SIGKILL if it lingers; reaps it.
@@ -254,6 +287,36 @@ fn terminate(child: &mut Child) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::net::{SocketAddr, TcpStream};
+
+    fn accepts(port: u16) -> bool {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    }
+
+    /// Another listener on the chosen ports is not taken for the TPM: the
+    /// swtpm that cannot bind them is reported as not ready.
+    #[test]
+    fn a_port_pair_held_by_another_listener_is_not_taken_for_the_tpm() {
+        if !tpm_available() {
+            eprintln!("swtpm not installed; skipping");
+            return;
+        }
+        let (data, ctrl, port) = loop {
+            let port = free_port_pair();
+            let data = TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+            let ctrl = TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1));
+            if let (Ok(data), Ok(ctrl)) = (data, ctrl) {
+                break (data, ctrl, port);
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = spawn(dir.path(), port);
+        assert!(!wait_ready(&mut child, port));
+        terminate(&mut child);
+        assert!(accepts(port), "the other listener still holds the port");
+        drop((data, ctrl));
+    }
 
     #[test]
     fn starts_restarts_and_stops() {
