@@ -22,6 +22,7 @@
 //!
 //! Everything the appliance says goes to the console (the serial port).
 
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -68,7 +69,9 @@ pub const SEAL_PCRS: &str = "0,2,4,7,9,11";
 const DEVICE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn say(message: &str) {
-    eprintln!("zonevault-appliance: {message}");
+    // Not `eprintln!`, which panics when the console cannot be written; a
+    // panic here would take down the machine's init.
+    let _ = writeln!(std::io::stderr().lock(), "zonevault-appliance: {message}");
 }
 
 /// Boots the appliance; never returns (the machine powers off).
@@ -355,7 +358,8 @@ fn serve() -> Result<()> {
 
 /// Once the server listens, says what is true of the running appliance,
 /// read from the kernel: every listening socket, the server's core-dump
-/// limit and user, and whether the root file system is read-only.
+/// limit and user, its locked and resident memory, and whether the root
+/// file system is read-only.
 fn report_when_listening(pid: u32) {
     let deadline = Instant::now() + DEVICE_TIMEOUT * 4;
     let mut listening = listeners();
@@ -380,6 +384,11 @@ fn report_when_listening(pid: u32) {
         "server: core file size limit {}, uid {}",
         line_of(&proc_file("limits"), "Max core file size"),
         line_of(&proc_file("status"), "Uid:")
+    ));
+    say(&format!(
+        "server memory: locked {}, resident {}",
+        line_of(&proc_file("status"), "VmLck:"),
+        line_of(&proc_file("status"), "VmRSS:")
     ));
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let root = mounts

@@ -8,6 +8,7 @@
 //! Started as PID 1 (the appliance image's `/init`), it boots the
 //! appliance instead ([`appliance`]).
 
+use std::io::Write as _;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -94,10 +95,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("zonevault-launch: error: {err:#}");
+            say(format_args!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line to stderr. Not `eprintln!`, which panics when stderr cannot be
+/// written; the launcher's outcome is its exit status, the line is a courtesy.
+fn say(message: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr().lock(), "zonevault-launch: {message}");
 }
 
 fn binary(args: &LaunchArgs) -> Result<PathBuf> {
@@ -119,22 +126,22 @@ fn measure_launch(args: &LaunchArgs) -> Result<PathBuf> {
     let current = tpm.read_pcrs(&sel)?;
     let fresh = current.get(args.pcr) == Some(&[0u8; 32]);
     if !fresh {
-        eprintln!(
-            "zonevault-launch: PCR {} was already extended since boot; appending to the event log",
+        say(format_args!(
+            "PCR {} was already extended since boot; appending to the event log",
             args.pcr
-        );
+        ));
     }
     let log = config.event_log();
     for (i, event) in events.iter().enumerate() {
         measure::record(&log, event, fresh && i == 0)?;
         tpm.extend_pcr(event.pcr, &event.digest)
             .with_context(|| format!("cannot extend PCR {}", event.pcr))?;
-        eprintln!(
-            "zonevault-launch: PCR {} extended with {} ({})",
+        say(format_args!(
+            "PCR {} extended with {} ({})",
             event.pcr,
             hex::encode(event.digest),
             event.description
-        );
+        ));
     }
     Ok(binary)
 }

@@ -397,6 +397,18 @@ fn assert_hardened(vm: &Vm) {
         line("zonevault-appliance: server: "),
         "core file size limit 0 0 bytes, uid 990 990 990 990"
     );
+    // Memory locked on fault: every resident page lies in a locked mapping,
+    // and the locked mappings are counted whole (reserved space included).
+    let memory = line("zonevault-appliance: server memory: ");
+    let kib = |label: &str| -> u64 {
+        let rest = memory.split_once(label).map(|(_, r)| r).unwrap_or_default();
+        let value = rest.split_whitespace().next().unwrap_or_default();
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("no {label} kB in {memory}"))
+    };
+    let (locked, resident) = (kib("locked "), kib("resident "));
+    assert!(resident > 0 && locked >= resident, "{memory}");
     let root = line("zonevault-appliance: root file system: ");
     let options = root.split_whitespace().nth(3).unwrap_or_default();
     assert!(options.split(',').any(|o| o == "ro"), "{root}");
