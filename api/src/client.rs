@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use serde_json::Value;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 pub use settings::{tls_config, Endpoint};
@@ -245,22 +247,10 @@ impl Client {
         sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<Response, ClientError> {
         let timeout = |step| self.transport(step, "timed out");
-        let tcp = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port)),
-        )
-        .await
-        .map_err(|_| timeout("connect"))?
-        .map_err(|e| self.transport("connect", e))?;
-        let tls = TlsConnector::from(self.config.clone())
-            .connect(self.endpoint.server_name.clone(), tcp)
+        let (mut sender, driver) = tokio::time::timeout(REQUEST_TIMEOUT, self.connect())
             .await
-            .map_err(|e| self.transport("TLS handshake", e))?;
+            .map_err(|_| timeout("connect"))??;
         let http = |e: hyper::Error| self.transport("HTTP exchange", e);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(http)?;
-        let driver = tokio::spawn(connection);
         let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
             .await
             .map_err(|_| timeout("HTTP exchange"))?
@@ -312,18 +302,8 @@ impl Client {
     }
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response, ClientError> {
-        let tcp = TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port))
-            .await
-            .map_err(|e| self.transport("connect", e))?;
-        let tls = TlsConnector::from(self.config.clone())
-            .connect(self.endpoint.server_name.clone(), tcp)
-            .await
-            .map_err(|e| self.transport("TLS handshake", e))?;
+        let (mut sender, driver) = self.connect().await?;
         let http = |e: hyper::Error| self.transport("HTTP exchange", e);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(http)?;
-        let driver = tokio::spawn(connection);
         let response = sender.send_request(request).await.map_err(http)?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(http)?.to_bytes();
@@ -334,6 +314,26 @@ impl Client {
             headers: parts.headers,
             body: body.to_vec(),
         })
+    }
+
+    /// A TCP connection, its mutual TLS handshake and an HTTP/1.1
+    /// connection over it: the sender, and the task that drives the
+    /// connection (abort it when done).
+    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), ClientError> {
+        let tcp = TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port))
+            .await
+            .map_err(|e| self.transport("connect", e))?;
+        let tls = TlsConnector::from(self.config.clone())
+            .connect(self.endpoint.server_name.clone(), tcp)
+            .await
+            .map_err(|e| self.transport("TLS handshake", e))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| self.transport("HTTP exchange", e))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok((sender, driver))
     }
 
     fn transport(&self, step: &'static str, detail: impl std::fmt::Display) -> ClientError {

@@ -476,58 +476,8 @@ impl Appliance {
             "--out",
             s(&sample),
         ]);
-        for args in [
-            &[
-                "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
-                "--domain", "finance",
-            ][..],
-            &[
-                "dataset",
-                "create",
-                "--zone",
-                "finance",
-                "--id",
-                "residents",
-                "--title",
-                "t",
-                "--provider",
-                "p",
-                "--source",
-                "operator-own",
-                "--retention",
-                "365d",
-            ][..],
-            &[
-                "dataset",
-                "import",
-                "--zone",
-                "finance",
-                "--id",
-                "residents",
-                "--file",
-                s(&sample),
-            ][..],
-            &[
-                "dataset",
-                "confirm",
-                "--id",
-                "residents",
-                "--column",
-                "registered::core",
-            ][..],
-            &[
-                "partner",
-                "set",
-                "--org",
-                "partner-a",
-                "--tier",
-                "2",
-                "--data-access",
-                "--product-authorization",
-                "--scenario-authorization",
-            ][..],
-        ] {
-            app.operator_ok(args);
+        for args in graded_dataset_steps(s(&sample)) {
+            app.operator_ok(&args);
         }
         app.file_graded_filing();
         (app, sample)
@@ -731,4 +681,63 @@ fn serve_command(config: &Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     cmd
+}
+
+/// The operator's CLI steps that make the graded dataset of
+/// [`Appliance::serving_graded_dataset`] from the sample file at `sample`:
+/// zone `finance`, dataset `residents` imported and confirmed with
+/// `registered` graded core, partner-a in tier 2 with data access, product
+/// and scenario authorization.
+pub fn graded_dataset_steps(sample: &str) -> [Vec<&str>; 5] {
+    [
+        vec![
+            "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
+            "--domain", "finance",
+        ],
+        vec![
+            "dataset",
+            "create",
+            "--zone",
+            "finance",
+            "--id",
+            "residents",
+            "--title",
+            "t",
+            "--provider",
+            "p",
+            "--source",
+            "operator-own",
+            "--retention",
+            "365d",
+        ],
+        vec![
+            "dataset",
+            "import",
+            "--zone",
+            "finance",
+            "--id",
+            "residents",
+            "--file",
+            sample,
+        ],
+        vec![
+            "dataset",
+            "confirm",
+            "--id",
+            "residents",
+            "--column",
+            "registered::core",
+        ],
+        vec![
+            "partner",
+            "set",
+            "--org",
+            "partner-a",
+            "--tier",
+            "2",
+            "--data-access",
+            "--product-authorization",
+            "--scenario-authorization",
+        ],
+    ]
 }

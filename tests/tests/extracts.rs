@@ -99,29 +99,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn in_days(days: i64) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// The time `seconds` from now in RFC 3339, UTC, whole seconds.
+fn from_now(seconds: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    let t = t.replace_nanosecond(0).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
-        .as_secs() as i64
-        + days * 86_400;
-    unix_to_rfc3339(t)
-}
-
-fn unix_to_rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// Rows of a CSV body without quoted fields (sample data has none),
@@ -140,7 +123,7 @@ fn csv_rows(body: &str) -> Vec<Vec<String>> {
 #[test]
 fn grants_extracts_manifests_and_refusals() {
     let st = Setup::start();
-    let expires = in_days(30);
+    let expires = from_now(30 * 86_400);
     let a = st.grant(CAROL, &GRANTED, &expires);
 
     refusals(&st, &a, &expires);
@@ -180,13 +163,7 @@ fn refusals(st: &Setup, a: &str, expires: &str) {
     let b = st.grant(CAROL, &["id"], expires);
     assert!(st.ok(&["grant", "revoke", "--id", &b]).contains("revoked"));
     st.assert_refused(&st.extract("analyst", json!({"grant": b})), "revoked");
-    let soon = unix_to_rfc3339(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-            + 2,
-    );
+    let soon = from_now(2);
     let c = st.grant(CAROL, &["id"], &soon);
     std::thread::sleep(std::time::Duration::from_secs(3));
     st.assert_refused(&st.extract("analyst", json!({"grant": c})), "expired");

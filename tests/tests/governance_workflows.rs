@@ -492,25 +492,12 @@ fn feedback_data(z: &Zone, sample: &std::path::Path) {
     );
 }
 
+/// The time `hours` from now in RFC 3339, UTC, whole seconds.
 fn in_hours(hours: i64) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(hours);
+    let t = t.replace_nanosecond(0).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
-        .as_secs() as i64
-        + hours * 3600;
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// A regulator certificate of another organization than the Bureau.

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::appliance::{free_port, s, zonevault_bin, zonevault_ok, PASSPHRASES};
+use e2e::appliance::{
+    free_port, graded_dataset_steps, s, zonevault_bin, zonevault_ok, PASSPHRASES,
+};
 
 /// Boots under software emulation on a loaded CI machine can be slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(900);
@@ -227,59 +229,8 @@ fn import_and_grant(host: &Host, work: &Path) -> String {
         "--out",
         s(&sample),
     ]);
-    let steps: [&[&str]; 5] = [
-        &[
-            "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
-            "--domain", "finance",
-        ],
-        &[
-            "dataset",
-            "create",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--title",
-            "t",
-            "--provider",
-            "p",
-            "--source",
-            "operator-own",
-            "--retention",
-            "365d",
-        ],
-        &[
-            "dataset",
-            "import",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--file",
-            s(&sample),
-        ],
-        &[
-            "dataset",
-            "confirm",
-            "--id",
-            "residents",
-            "--column",
-            "registered::core",
-        ],
-        &[
-            "partner",
-            "set",
-            "--org",
-            "partner-a",
-            "--tier",
-            "2",
-            "--data-access",
-            "--product-authorization",
-            "--scenario-authorization",
-        ],
-    ];
-    for args in steps {
-        host.ok("operator", args);
+    for args in graded_dataset_steps(s(&sample)) {
+        host.ok("operator", &args);
     }
     let filing = file_and_acknowledge(host);
     let grant = host.ok(
