@@ -254,4 +254,50 @@ mod tests {
         assert_eq!(count("NOT (name = 'alice' OR name = 'bob')"), 1);
         assert_eq!(count("name = 'alice' OR name = 'bob' AND amount > 1000"), 1);
     }
+
+    /// Bytes that matter to the filter language.
+    const FILTER_SYNTAX: &[u8] = b"'\"()=<>!,. -+eE0\n\t";
+
+    /// Malformed filters from an analyst are parsed or refused, never a
+    /// panic; an accepted one renders SQL that SQLite runs, with no
+    /// literal in its text (values are parameters, always).
+    #[test]
+    fn mutated_filters_are_refused_or_run_as_parameterized_sql() {
+        let seeds = [
+            "district = '海淀区' AND amount >= 1000",
+            "NOT (name LIKE 'a%' OR note IS NOT NULL) AND 金额 BETWEEN 1 AND 10",
+            "\"amount\" IN (1, 2.5, -3e2) OR district <> 'x''y'",
+            "(name = 'alice' OR name != 'bob') AND (note IS NULL OR amount < 0.5)",
+        ];
+        let conn = table();
+        let (mut accepted, mut refused) = (0, 0);
+        for seed in seeds {
+            let inputs = crate::mutate::mutations_with(seed.as_bytes(), 4000, FILTER_SYNTAX);
+            for input in inputs {
+                let Ok(text) = String::from_utf8(input) else {
+                    continue;
+                };
+                let sql = match parse(&text).and_then(|e| e.to_sql(&cols())) {
+                    Ok(sql) => sql,
+                    Err(e) => {
+                        assert!(e.position <= text.chars().count(), "{text}: {e}");
+                        refused += 1;
+                        continue;
+                    }
+                };
+                let (body, params) = sql;
+                assert!(!body.contains('\''), "{text} rendered a literal: {body}");
+                let query = format!("SELECT count(*) FROM t WHERE {body}");
+                let run = conn.query_row(&query, rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, i64>(0)
+                });
+                assert!(run.is_ok(), "{text} -> {query}: {run:?}");
+                accepted += 1;
+            }
+        }
+        assert!(
+            accepted > 300 && refused > 3000,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
 }
