@@ -120,6 +120,45 @@ fn audit_n_mixed_requests_make_exactly_n_entries() {
     }
 }
 
+/// The value of an unlabelled metric in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '));
+    let value = line.unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+    value.trim().parse().unwrap()
+}
+
+#[test]
+fn audit_metrics_count_every_entry_each_group_commit_made_durable() {
+    let app = running();
+    let scrape = || {
+        let (status, text) = app.curl("regulator", "GET", "/metrics", None);
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let first = scrape();
+    for role in ["operator", "analyst", "provider", "regulator", "analyst"] {
+        app.curl(role, "GET", "/v1/health", None);
+    }
+    let second = scrape();
+    // Between the two renderings: the first scrape's entry and five more,
+    // each made durable by exactly one batch, one fsync per batch.
+    let delta = |name: &str| metric(&second, name) - metric(&first, name);
+    assert_eq!(delta("zonevault_ledger_size"), 6.0);
+    assert_eq!(delta("zonevault_ledger_batch_entries_sum"), 6.0);
+    assert_eq!(
+        delta("zonevault_ledger_batch_entries_count"),
+        delta("zonevault_ledger_fsyncs_total")
+    );
+    assert!(second.contains("# TYPE zonevault_ledger_batch_entries histogram"));
+    let inf = "zonevault_ledger_batch_entries_bucket{le=\"+Inf\"}";
+    assert_eq!(
+        metric(&second, inf),
+        metric(&second, "zonevault_ledger_batch_entries_count")
+    );
+}
+
 #[test]
 fn audit_analyst_proves_its_own_entry_but_not_an_operators() {
     let app = running();

@@ -250,6 +250,13 @@ fn ledger_concurrent_appends_share_fsyncs() {
         (hist.count, hist.counts.iter().sum::<u64>()),
         (fsyncs, fsyncs)
     );
+    // One batch per fsync; together they hold every entry.
+    let batches = ledger.batch_histogram();
+    assert_eq!((batches.count, batches.sum), (fsyncs, 3200.0));
+    assert!(
+        batches.counts[1..].iter().sum::<u64>() > 0,
+        "some batch held two or more"
+    );
     let root = ledger.root(3200).unwrap();
     for &(index, tag) in got.iter().step_by(97) {
         let bytes = ledger.entry(index).unwrap();

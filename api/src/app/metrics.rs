@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text: requests by route and status, TLS
-//! handshake failures by reason, ledger size and fsync latencies.
+//! handshake failures by reason, ledger size, fsync latencies and entries
+//! per group commit.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+use vault::ledger::Histogram;
 
 use super::AppState;
 
@@ -82,18 +85,29 @@ fn ledger(out: &mut String, state: &AppState) {
          # TYPE zonevault_ledger_fsyncs_total counter\nzonevault_ledger_fsyncs_total {}",
         state.ledger.fsync_count()
     );
-    let h = state.ledger.fsync_histogram();
-    out.push_str("# HELP zonevault_ledger_fsync_seconds Ledger fsync latency.\n");
-    out.push_str("# TYPE zonevault_ledger_fsync_seconds histogram\n");
+    write_histogram(
+        out,
+        "zonevault_ledger_fsync_seconds",
+        "Ledger fsync latency.",
+        &state.ledger.fsync_histogram(),
+    );
+    write_histogram(
+        out,
+        "zonevault_ledger_batch_entries",
+        "Entries made durable by each ledger group commit (one fsync).",
+        &state.ledger.batch_histogram(),
+    );
+}
+
+/// One histogram in Prometheus text: cumulative buckets, sum and count.
+fn write_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     let mut cumulative = 0u64;
     for (i, count) in h.counts.iter().enumerate() {
         cumulative += count;
         let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
-        let _ = writeln!(
-            out,
-            "zonevault_ledger_fsync_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
     }
-    let _ = writeln!(out, "zonevault_ledger_fsync_seconds_sum {}", h.sum_seconds);
-    let _ = writeln!(out, "zonevault_ledger_fsync_seconds_count {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }

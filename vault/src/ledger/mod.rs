@@ -44,7 +44,7 @@ pub use entry::{Decision, EntryKind, LedgerEntry, LedgerHmac, Phase};
 pub use merkle::{Hash, MerkleError};
 pub use store::{LedgerFile, LedgerPaths, LogFile, TornTail};
 pub use verify::{verify_export, VerifiedLedger, VerifyError};
-pub use writer::{Completion, FsyncHistogram};
+pub use writer::{Completion, Histogram};
 
 use queue::{Queue, Waiter};
 
@@ -147,7 +147,8 @@ struct Shared {
     reader: File,
     failed: AtomicBool,
     fsyncs: AtomicU64,
-    histogram: Mutex<FsyncHistogram>,
+    fsync_seconds: Mutex<Histogram>,
+    batch_entries: Mutex<Histogram>,
     signer: CheckpointSigner,
     latest: Mutex<Latest>,
     interval: Duration,
@@ -220,7 +221,8 @@ impl Ledger {
             reader,
             failed: AtomicBool::new(false),
             fsyncs: AtomicU64::new(0),
-            histogram: Mutex::new(FsyncHistogram::default()),
+            fsync_seconds: Mutex::new(Histogram::new(&writer::FSYNC_BUCKETS)),
+            batch_entries: Mutex::new(Histogram::new(&writer::BATCH_BUCKETS)),
             signer,
             latest: Mutex::new(Latest {
                 size,
@@ -417,14 +419,23 @@ impl Ledger {
         self.shared.fsyncs.load(Ordering::Relaxed)
     }
 
-    /// A snapshot of fsync latencies since open.
-    pub fn fsync_histogram(&self) -> FsyncHistogram {
-        self.shared
-            .histogram
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// A snapshot of fsync latencies (seconds) since open.
+    pub fn fsync_histogram(&self) -> Histogram {
+        snapshot(&self.shared.fsync_seconds)
     }
+
+    /// A snapshot of the entries each group commit (one `fdatasync`) made
+    /// durable since open.
+    pub fn batch_histogram(&self) -> Histogram {
+        snapshot(&self.shared.batch_entries)
+    }
+}
+
+fn snapshot(histogram: &Mutex<Histogram>) -> Histogram {
+    histogram
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 /// The entry bytes of records `start..end`, which fill `buf` exactly

@@ -26,39 +26,42 @@ pub const FSYNC_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
-/// A snapshot of fsync latencies.
+/// Upper bounds of the entries-per-batch buckets; a last bucket is `+Inf`.
+pub const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+/// A snapshot of a histogram the writer keeps: fsync latencies (seconds)
+/// or entries per batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FsyncHistogram {
-    /// Upper bounds in seconds, ascending.
+pub struct Histogram {
+    /// Upper bounds, ascending.
     pub bounds: Vec<f64>,
     /// Per-bucket (not cumulative) counts; one more than `bounds`, the last is `+Inf`.
     pub counts: Vec<u64>,
-    /// Total seconds spent in fsync.
-    pub sum_seconds: f64,
-    /// Number of fsyncs observed.
+    /// Sum of the observed values.
+    pub sum: f64,
+    /// Number of observations.
     pub count: u64,
 }
 
-impl Default for FsyncHistogram {
-    fn default() -> Self {
+impl Histogram {
+    /// An empty histogram with these upper bounds.
+    pub fn new(bounds: &[f64]) -> Self {
         Self {
-            bounds: FSYNC_BUCKETS.to_vec(),
-            counts: vec![0; FSYNC_BUCKETS.len() + 1],
-            sum_seconds: 0.0,
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
             count: 0,
         }
     }
-}
 
-impl FsyncHistogram {
-    fn observe(&mut self, seconds: f64) {
+    pub(crate) fn observe(&mut self, value: f64) {
         let bucket = self
             .bounds
             .iter()
-            .position(|&b| seconds <= b)
+            .position(|&b| value <= b)
             .unwrap_or(self.bounds.len());
         self.counts[bucket] += 1;
-        self.sum_seconds += seconds;
+        self.sum += value;
         self.count += 1;
     }
 }
@@ -138,6 +141,11 @@ fn commit(log: &mut Log, shared: &Shared, batch: &mut Batch) {
     if let Err(e) = write_and_sync(log, shared, &batch.records, offset) {
         return fail_batch(shared, batch, &shared.paths.entries, &e);
     }
+    shared
+        .batch_entries
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .observe(batch.waiters.len() as f64);
     let first = {
         let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
         let first = index.tree.size();
@@ -196,7 +204,7 @@ fn write_and_sync(log: &mut Log, shared: &Shared, buf: &[u8], offset: u64) -> io
     let seconds = started.elapsed().as_secs_f64();
     shared.fsyncs.fetch_add(1, Ordering::Relaxed);
     shared
-        .histogram
+        .fsync_seconds
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .observe(seconds);
@@ -210,7 +218,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets() {
-        let mut h = FsyncHistogram::default();
+        let mut h = Histogram::new(&FSYNC_BUCKETS);
         h.observe(0.00005);
         h.observe(0.003);
         h.observe(5.0);
@@ -218,5 +226,11 @@ mod tests {
         assert_eq!(h.counts[5], 1);
         assert_eq!(h.counts[12], 1);
         assert_eq!(h.count, 3);
+        let mut b = Histogram::new(&BATCH_BUCKETS);
+        for entries in [1.0, 1.0, 3.0, 64.0, 65.0, 5000.0] {
+            b.observe(entries);
+        }
+        assert_eq!(b.counts, [2, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1]);
+        assert_eq!(b.sum, 5134.0);
     }
 }
