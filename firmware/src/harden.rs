@@ -158,16 +158,22 @@ mod tests {
             assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 0);
             return;
         }
+        passes_in_child(
+            "harden::tests::core_dumps_are_disabled_in_a_child",
+            "ZV_HARDEN_CHILD",
+        );
+    }
+
+    /// Runs `test` of this test binary again in a child process with `env`
+    /// set, and asserts that it passed there.
+    fn passes_in_child(test: &str, env: &str) {
         let exe = std::env::current_exe().unwrap();
         let status = std::process::Command::new(exe)
-            .args([
-                "--exact",
-                "harden::tests::core_dumps_are_disabled_in_a_child",
-            ])
-            .env("ZV_HARDEN_CHILD", "1")
+            .args(["--exact", test])
+            .env(env, "1")
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "{test} failed in a child process");
     }
 
     /// `VmLck` or `VmRSS` of this process from /proc, in KiB.
@@ -205,15 +211,9 @@ mod tests {
             eprintln!("memory locking not permitted here; skipping");
             return;
         }
-        let exe = std::env::current_exe().unwrap();
-        let status = std::process::Command::new(exe)
-            .args([
-                "--exact",
-                "harden::tests::locked_memory_is_resident_only_once_touched",
-            ])
-            .env("ZV_HARDEN_LOCK_CHILD", "1")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        passes_in_child(
+            "harden::tests::locked_memory_is_resident_only_once_touched",
+            "ZV_HARDEN_LOCK_CHILD",
+        );
     }
 }
