@@ -168,13 +168,20 @@ impl Identity {
     /// Parses the identity from the peer's end-entity certificate (DER).
     pub fn from_peer_cert(der: &[u8], trust_domain: &str) -> Result<Identity, IdentityError> {
         let uri = single_uri_san(der)?;
-        let mut fields = Identity::from_spiffe_uri(&uri, trust_domain)?;
+        let mut fields = IdentityFields::from_spiffe_uri(&uri, trust_domain)?;
         fields.cert_sha256 = Sha256::digest(der).into();
         Ok(Identity(Arc::new(fields)))
     }
 
+    /// The fingerprint as lowercase hex.
+    pub fn fingerprint_hex(&self) -> String {
+        hex::encode(self.cert_sha256)
+    }
+}
+
+impl IdentityFields {
     /// Parses a SPIFFE id; `cert_sha256` is left zero.
-    fn from_spiffe_uri(uri: &str, trust_domain: &str) -> Result<IdentityFields, IdentityError> {
+    fn from_spiffe_uri(uri: &str, trust_domain: &str) -> Result<Self, IdentityError> {
         let rest = uri
             .strip_prefix("spiffe://")
             .ok_or_else(|| IdentityError::NotSpiffe { uri: uri.into() })?;
@@ -194,7 +201,7 @@ impl Identity {
         if !is_valid_segment(org) || !is_valid_segment(person) {
             return Err(bad_path());
         }
-        Ok(IdentityFields {
+        Ok(Self {
             trust_domain: trust_domain.into(),
             role,
             org: org.into(),
@@ -202,11 +209,6 @@ impl Identity {
             uri: uri.into(),
             cert_sha256: [0; 32],
         })
-    }
-
-    /// The fingerprint as lowercase hex.
-    pub fn fingerprint_hex(&self) -> String {
-        hex::encode(self.cert_sha256)
     }
 }
 

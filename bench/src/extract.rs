@@ -137,17 +137,7 @@ pub async fn once(server: &Server, dataset: &str, rows: u64) -> Result<Run> {
 fn prepare(server: &Server, dataset: &str, rows: u64, extracts: u32) -> Result<String> {
     let app = server.appliance();
     app.operator_ok(&["dataset", "confirm", "--id", dataset]);
-    app.operator_ok(&[
-        "partner",
-        "set",
-        "--org",
-        "partner-a",
-        "--tier",
-        "2",
-        "--data-access",
-        "--product-authorization",
-        "--scenario-authorization",
-    ]);
+    app.operator_ok(&e2e::appliance::PARTNER_A_TIER_2);
     let scope = format!("{dataset}:{COLUMNS}");
     let filing = app.acknowledged_filing("benchmark", &scope, "extract");
     let grant = json!({"recipient": ANALYST, "dataset": dataset,

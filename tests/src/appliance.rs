@@ -694,22 +694,7 @@ pub fn graded_dataset_steps(sample: &str) -> [Vec<&str>; 5] {
             "zone", "create", "--id", "finance", "--name", "金融", "--kind", "sectoral",
             "--domain", "finance",
         ],
-        vec![
-            "dataset",
-            "create",
-            "--zone",
-            "finance",
-            "--id",
-            "residents",
-            "--title",
-            "t",
-            "--provider",
-            "p",
-            "--source",
-            "operator-own",
-            "--retention",
-            "365d",
-        ],
+        create_dataset_args("residents").to_vec(),
         vec![
             "dataset",
             "import",
@@ -728,16 +713,41 @@ pub fn graded_dataset_steps(sample: &str) -> [Vec<&str>; 5] {
             "--column",
             "registered::core",
         ],
-        vec![
-            "partner",
-            "set",
-            "--org",
-            "partner-a",
-            "--tier",
-            "2",
-            "--data-access",
-            "--product-authorization",
-            "--scenario-authorization",
-        ],
+        PARTNER_A_TIER_2.to_vec(),
     ]
 }
+
+/// The operator's CLI arguments that create the empty dataset `id` in
+/// zone `finance` (operator's own data, retained 365 days).
+pub fn create_dataset_args(id: &str) -> [&str; 14] {
+    [
+        "dataset",
+        "create",
+        "--zone",
+        "finance",
+        "--id",
+        id,
+        "--title",
+        "t",
+        "--provider",
+        "p",
+        "--source",
+        "operator-own",
+        "--retention",
+        "365d",
+    ]
+}
+
+/// The operator's CLI arguments that put partner-a in tier 2 with data
+/// access, product and scenario authorization.
+pub const PARTNER_A_TIER_2: [&str; 9] = [
+    "partner",
+    "set",
+    "--org",
+    "partner-a",
+    "--tier",
+    "2",
+    "--data-access",
+    "--product-authorization",
+    "--scenario-authorization",
+];

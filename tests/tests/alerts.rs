@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use e2e::appliance::{issue_client_cert, Appliance, Reply};
+use e2e::appliance::{create_dataset_args, issue_client_cert, Appliance, Reply};
 use serde_json::{json, Value};
 
 const TD: &str = "spiffe://test.zonevault";
@@ -61,22 +61,7 @@ impl Vault {
             );
         }
         for id in ["branches", "loans"] {
-            app.operator_ok(&[
-                "dataset",
-                "create",
-                "--zone",
-                "finance",
-                "--id",
-                id,
-                "--title",
-                "t",
-                "--provider",
-                "p",
-                "--source",
-                "operator-own",
-                "--retention",
-                "365d",
-            ]);
+            app.operator_ok(&create_dataset_args(id));
         }
         Vault { app }
     }

@@ -13,7 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use e2e::appliance::{files_containing, s, zonevault_ok, Appliance, Reply, PASSPHRASES};
+use e2e::appliance::{
+    create_dataset_args, files_containing, s, zonevault_ok, Appliance, Reply, PASSPHRASES,
+};
 use serde_json::{json, Value};
 use vault::catalog::Catalog;
 use vault::dataset_file::DatasetFile;
@@ -39,22 +41,7 @@ impl Zone {
     fn start() -> (Zone, String) {
         let (app, sample) = Appliance::serving_graded_dataset();
         let z = Zone { app, sample };
-        z.app.operator_ok(&[
-            "dataset",
-            "create",
-            "--zone",
-            "finance",
-            "--id",
-            "accounts",
-            "--title",
-            "t",
-            "--provider",
-            "p",
-            "--source",
-            "operator-own",
-            "--retention",
-            "365d",
-        ]);
+        z.app.operator_ok(&create_dataset_args("accounts"));
         z.app.operator_ok(&[
             "dataset",
             "import",

@@ -31,7 +31,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -146,9 +146,7 @@ struct Shared {
     records: record_index::RecordIndex,
     reader: File,
     failed: AtomicBool,
-    fsyncs: AtomicU64,
-    fsync_seconds: Mutex<Histogram>,
-    batch_entries: Mutex<Histogram>,
+    stats: Mutex<writer::WriterStats>,
     signer: CheckpointSigner,
     latest: Mutex<Latest>,
     interval: Duration,
@@ -220,9 +218,7 @@ impl Ledger {
             records: rec.records,
             reader,
             failed: AtomicBool::new(false),
-            fsyncs: AtomicU64::new(0),
-            fsync_seconds: Mutex::new(Histogram::new(&writer::FSYNC_BUCKETS)),
-            batch_entries: Mutex::new(Histogram::new(&writer::BATCH_BUCKETS)),
+            stats: Mutex::default(),
             signer,
             latest: Mutex::new(Latest {
                 size,
@@ -416,26 +412,19 @@ impl Ledger {
 
     /// Number of `fdatasync` calls on `entries.log` since open.
     pub fn fsync_count(&self) -> u64 {
-        self.shared.fsyncs.load(Ordering::Relaxed)
+        self.shared.stats().fsync_seconds.count
     }
 
     /// A snapshot of fsync latencies (seconds) since open.
     pub fn fsync_histogram(&self) -> Histogram {
-        snapshot(&self.shared.fsync_seconds)
+        self.shared.stats().fsync_seconds.clone()
     }
 
     /// A snapshot of the entries each group commit (one `fdatasync`) made
     /// durable since open.
     pub fn batch_histogram(&self) -> Histogram {
-        snapshot(&self.shared.batch_entries)
+        self.shared.stats().batch_entries.clone()
     }
-}
-
-fn snapshot(histogram: &Mutex<Histogram>) -> Histogram {
-    histogram
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
 }
 
 /// The entry bytes of records `start..end`, which fill `buf` exactly
@@ -492,6 +481,11 @@ impl Drop for Ledger {
 impl Shared {
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer's measurements, locked.
+    fn stats(&self) -> std::sync::MutexGuard<'_, writer::WriterStats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Signs and persists a checkpoint if the interval has passed.

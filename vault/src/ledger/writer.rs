@@ -66,6 +66,25 @@ impl Histogram {
     }
 }
 
+/// What the writer has measured since open (behind one mutex in `Shared`).
+#[derive(Debug, Clone)]
+pub(crate) struct WriterStats {
+    /// `fdatasync` latencies of `entries.log`, seconds; its count is the
+    /// number of fsyncs.
+    pub fsync_seconds: Histogram,
+    /// Entries each successful group commit made durable.
+    pub batch_entries: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            fsync_seconds: Histogram::new(&FSYNC_BUCKETS),
+            batch_entries: Histogram::new(&BATCH_BUCKETS),
+        }
+    }
+}
+
 /// The index buffer keeps up to this many bytes between batches (a burst's
 /// larger buffer is given back).
 const KEEP_INDEX_BYTES: usize = 64 << 10;
@@ -142,9 +161,8 @@ fn commit(log: &mut Log, shared: &Shared, batch: &mut Batch) {
         return fail_batch(shared, batch, &shared.paths.entries, &e);
     }
     shared
+        .stats()
         .batch_entries
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
         .observe(batch.waiters.len() as f64);
     let first = {
         let mut index = shared.index.write().unwrap_or_else(PoisonError::into_inner);
@@ -202,12 +220,7 @@ fn write_and_sync(log: &mut Log, shared: &Shared, buf: &[u8], offset: u64) -> io
     let started = Instant::now();
     let synced = log.file.sync_data();
     let seconds = started.elapsed().as_secs_f64();
-    shared.fsyncs.fetch_add(1, Ordering::Relaxed);
-    shared
-        .fsync_seconds
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .observe(seconds);
+    shared.stats().fsync_seconds.observe(seconds);
     synced
 }
 
